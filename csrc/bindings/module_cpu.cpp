@@ -1,0 +1,38 @@
+// recfast._cpu: the C++ CPU kernels. Each op's bindings live in <op>_bind.cpp.
+#include <pybind11/pybind11.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "recfast/sgd_mf.hpp"
+
+namespace py = pybind11;
+
+namespace recfast {
+void bind_sgd_mf(py::module_& m);
+}
+
+PYBIND11_MODULE(_cpu, m) {
+  m.doc() = "recfast C++ CPU kernels (OpenMP, runtime-dispatched SIMD)";
+#ifdef VERSION_INFO
+  m.attr("__version__") = VERSION_INFO;
+#else
+  m.attr("__version__") = "dev";
+#endif
+#ifdef _OPENMP
+  m.attr("openmp") = true;
+#else
+  m.attr("openmp") = false;
+#endif
+  m.def("simd_level", &recfast::simd_level, "Instruction set the kernels dispatch to.");
+  // omp_get_max_threads is per calling thread: threadpoolctl's limit in this thread shows here.
+  m.def("omp_max_threads", []() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+  });
+  recfast::bind_sgd_mf(m);
+}

@@ -1,0 +1,26 @@
+// Shared C++ plumbing: error checks and the host/device qualifier. No Python types here.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#if defined(__CUDACC__) || defined(__CUDA_ARCH__)
+#define RECFAST_HD __host__ __device__
+#else
+#define RECFAST_HD
+#endif
+
+#if defined(__GNUC__) && !defined(__CUDA_ARCH__)
+#define RECFAST_INLINE inline __attribute__((always_inline))
+#define RECFAST_PREFETCH(p) __builtin_prefetch((p), 1, 3)
+#else
+#define RECFAST_INLINE inline
+#define RECFAST_PREFETCH(p) ((void)0)
+#endif
+
+// Throws std::invalid_argument (pybind11 turns it into ValueError) when cond is false.
+#define RECFAST_CHECK(cond, msg)                                                   \
+  do {                                                                             \
+    if (!(cond)) throw std::invalid_argument(std::string("recfast: ") + (msg));   \
+  } while (0)

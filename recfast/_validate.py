@@ -1,0 +1,164 @@
+"""Every shape, dtype, range and contiguity check. Messages name the argument, the expected and the
+actual value. Nothing here modifies a caller's array; checks run before any kernel does."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
+
+
+def array_kind(*arrays: Any) -> str:
+    """"numpy" or "cupy" for the given arrays (None entries skipped); mixing kinds is a TypeError."""
+    kinds = set()
+    for a in arrays:
+        if a is None:
+            continue
+        mod = type(a).__module__.split(".")[0]
+        kinds.add("cupy" if mod == "cupy" else "numpy")
+    if len(kinds) > 1:
+        raise TypeError("cannot mix NumPy and CuPy arrays in one call; move them to one device first")
+    return kinds.pop() if kinds else "numpy"
+
+
+def _type_name(a: Any) -> str:
+    return type(a).__name__
+
+
+def float_array(name: str, a: Any, *, ndim: int, dtype: np.dtype | None = None,
+                writable: bool = False) -> np.ndarray:
+    """A float32/float64 NumPy array of rank ``ndim``. Output arrays (``writable``) must also be
+    C-contiguous and writable, since the kernel updates them in place."""
+    if not isinstance(a, np.ndarray):
+        if writable:
+            raise TypeError(f"{name} must be a numpy.ndarray (updated in place), got {_type_name(a)}")
+        a = np.asarray(a)
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {a.dtype} but the factors are {dtype}; convert it explicitly "
+            f"(e.g. {name}.astype(np.{dtype}))"
+        )
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    if writable:
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous (it is updated in place); "
+                             f"pass np.ascontiguousarray({name}) and keep that copy")
+        if not a.flags.writeable:
+            raise ValueError(f"{name} is read-only; it is updated in place")
+    return a
+
+
+def index_array(name: str, a: Any, upper: int | None = None) -> np.ndarray:
+    """A 1-D int32/int64 array with entries in [0, upper); contiguous (copied if needed)."""
+    if not isinstance(a, np.ndarray):
+        a = np.asarray(a)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array (int32 or int64), got dtype {a.dtype}")
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+    if a.dtype not in INDEX_DTYPES:
+        # Deliberate, lossless widening (never forcecast): uint64 above int64 is caught below.
+        if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"{name} has entries >= 2**63")
+        a = a.astype(np.int64)
+    a = np.ascontiguousarray(a)
+    if upper is not None and a.size:
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi >= upper:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{name} has entry {bad} outside the valid range [0, {upper})")
+    return a
+
+
+def scalar(name: str, x: Any, *, low: float | None = None, low_open: bool = False,
+           high: float | None = None) -> float:
+    """A finite real number, optionally bounded below (``low``, exclusive when ``low_open``)."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_type_name(x)}")
+    x = float(x)
+    if not np.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {x}")
+    if low is not None and (x <= low if low_open else x < low):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {x}")
+    if high is not None and x > high:
+        raise ValueError(f"{name} must be <= {high}, got {x}")
+    return x
+
+
+def positive_int(name: str, x: Any) -> int:
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {_type_name(x)}")
+    if int(x) < 1:
+        raise ValueError(f"{name} must be >= 1, got {x}")
+    return int(x)
+
+
+def ratings_triplet(rows: Any, cols: Any, values: Any, n_users: int, n_items: int,
+                    dtype: np.dtype | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows and cols as one index dtype (range-checked), values finite in the factors' dtype."""
+    values = float_array("values", values, ndim=1, dtype=dtype)
+    rows = index_array("rows", rows, n_users)
+    cols = index_array("cols", cols, n_items)
+    if not (len(rows) == len(cols) == len(values)):
+        raise ValueError(
+            f"rows, cols and values must have the same length, got {len(rows)}, {len(cols)}, "
+            f"{len(values)}"
+        )
+    if rows.dtype != cols.dtype:  # the kernels take one index type: widen the int32 one
+        rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+    if values.size and not np.isfinite(values).all():
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise ValueError(f"values must be finite; values[{bad}] = {values[bad]}")
+    return rows, cols, np.ascontiguousarray(values)
+
+
+def factor_pair(user_factors: Any, item_factors: Any) -> tuple[np.ndarray, np.ndarray]:
+    U = float_array("user_factors", user_factors, ndim=2, writable=True)
+    V = float_array("item_factors", item_factors, ndim=2, dtype=U.dtype, writable=True)
+    if U.shape[1] != V.shape[1]:
+        raise ValueError(
+            f"user_factors and item_factors must have the same number of factors k, got "
+            f"{U.shape[1]} and {V.shape[1]}"
+        )
+    if np.shares_memory(U, V):
+        raise ValueError("user_factors and item_factors must not share memory")
+    return U, V
+
+
+def row_vector_pair(names: tuple[str, str], a: Any, b: Any, lengths: tuple[int, int],
+                    dtype: np.dtype) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Two optional per-row arrays (biases or accumulators), both given or neither."""
+    if (a is None) != (b is None):
+        raise ValueError(f"give both {names[0]} and {names[1]}, or neither")
+    if a is None:
+        return None, None
+    out = []
+    for name, x, n in zip(names, (a, b), lengths):
+        x = float_array(name, x, ndim=1, dtype=dtype, writable=True)
+        if x.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},), got {x.shape}")
+        out.append(x)
+    return out[0], out[1]
+
+
+def positive_accumulators(ua: np.ndarray, ia: np.ndarray) -> None:
+    if (ua.size and not ua.min() > 0) or (ia.size and not ia.min() > 0):
+        raise ValueError("user_accum and item_accum must be > 0 (AdaGrad accumulators start at 1)")
+
+
+def block_ptr(a: Any, n_blocks: Any, nnz: int) -> tuple[np.ndarray, int]:
+    nb = positive_int("n_blocks", n_blocks)
+    a = index_array("block_ptr", a)
+    if a.shape != (nb * nb + 1,):
+        raise ValueError(f"block_ptr must have shape ({nb * nb + 1},) for n_blocks={nb}, got {a.shape}")
+    if a[0] != 0 or a[-1] != nnz or (np.diff(a) < 0).any():
+        raise ValueError(f"block_ptr must rise from 0 to nnz={nnz}")
+    return a.astype(np.int64, copy=False), nb
+

@@ -1,0 +1,9 @@
+"""Plain NumPy implementations: slow, sequential, obviously correct. The oracle for every backend.
+
+Each function has the same signature as the compiled kernel of the same name in ``recfast._cpu``
+(inputs already validated by ``recfast._validate``).
+"""
+
+from recfast.reference.mf import mf_block_layout, sgd_mf_epoch
+
+__all__ = ["mf_block_layout", "sgd_mf_epoch"]
