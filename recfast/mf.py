@@ -140,35 +140,46 @@ def raise_if_diverged(sse: float, *arrays: np.ndarray | None, where: str = "") -
 
 
 def mf_block_layout(
-    rows: Any, cols: Any, n_users: int, n_items: int, n_blocks: int, *, backend: str | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Order ratings for the blocked (FPSGD) schedule of :func:`sgd_mf_epoch`.
+    rows: Any,
+    cols: Any,
+    values: Any,
+    n_users: int,
+    n_items: int,
+    n_blocks: int,
+    *,
+    seed: int | None = None,
+    num_threads: int | None = None,
+    backend: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Lay ratings out for the blocked (FPSGD) schedule of :func:`sgd_mf_epoch`.
 
-    Users are cut into ``n_blocks`` contiguous ranges and so are items; the ``n_blocks**2`` blocks
-    are grouped in strata (stratum ``s`` holds the blocks whose item block minus user block is
-    ``s`` mod ``n_blocks``), whose blocks share no user and no item. Users ascend within a block
-    (the user rows then stream through memory), ties keep their input order.
+    Users are cut into ``n_blocks`` contiguous ranges (user block ``u * n_blocks // n_users``) and
+    so are items; the ``n_blocks**2`` blocks are grouped in strata (stratum ``s`` holds the blocks
+    whose item block minus user block is ``s`` mod ``n_blocks``), and the blocks of one stratum
+    share no user and no item, so they can be updated in parallel. Blocks are stored
+    stratum-major; users ascend within a block, so user rows stream through memory. One user's
+    ratings inside a block keep their input order, or are shuffled when ``seed`` is given.
 
     Returns
     -------
-    perm : (nnz,) int64
-        New position ``j`` holds rating ``perm[j]``: pass ``rows[perm], cols[perm], values[perm]``.
+    rows, cols, values : (nnz,) the ratings in the new order (new arrays, same dtypes)
     block_ptr : (n_blocks**2 + 1,) int64
-        Block ``b`` (stratum-major) spans positions ``block_ptr[b]:block_ptr[b+1]``.
+        Block ``b`` spans ``[block_ptr[b], block_ptr[b+1])``; pass it with ``n_blocks`` to
+        :func:`sgd_mf_epoch`.
     """
     n_users = check.positive_int("n_users", n_users)
     n_items = check.positive_int("n_items", n_items)
     nb = check.positive_int("n_blocks", n_blocks)
     if nb > 4096:
         raise ValueError(f"n_blocks must be <= 4096, got {nb}")
-    rows = check.index_array("rows", rows, n_users)
-    cols = check.index_array("cols", cols, n_items)
-    if len(rows) != len(cols):
-        raise ValueError(f"rows and cols must have the same length, got {len(rows)} and {len(cols)}")
-    if rows.dtype != cols.dtype:
-        rows, cols = rows.astype(np.int64), cols.astype(np.int64)
-    _, kernel = select("mf_block_layout", backend, check.array_kind(rows, cols))
-    return kernel(rows, cols, n_users, n_items, nb)
+    rows, cols, values = check.ratings_triplet(rows, cols, values, n_users, n_items, None)
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        seed = int(seed) % 2**64
+    nt = resolve_num_threads(num_threads)
+    _, kernel = select("mf_block_layout", backend, check.array_kind(rows, cols, values))
+    return kernel(rows, cols, values, n_users, n_items, nb, seed, nt)
 
 
 def recommend_topk(

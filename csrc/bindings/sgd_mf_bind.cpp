@@ -110,25 +110,40 @@ void def_epoch(py::module_& m) {
         py::arg("global_mean"), py::arg("num_threads") = 1);
 }
 
-template <typename I>
-py::tuple block_layout_py(CArr<I> rows, CArr<I> cols, int64_t n_users, int64_t n_items,
-                          int64_t n_blocks) {
+template <typename T, typename I>
+py::tuple block_layout_py(CArr<I> rows, CArr<I> cols, CArr<T> values, int64_t n_users,
+                          int64_t n_items, int64_t n_blocks, std::optional<uint64_t> seed,
+                          int num_threads) {
   const int64_t nnz = rows.ndim() == 1 ? rows.shape(0) : -1;
   check_len(rows, nnz, "rows");
   check_len(cols, nnz, "cols");
+  check_len(values, nnz, "values");
   RECFAST_CHECK(n_users >= 1 && n_items >= 1 && n_blocks >= 1,
                 "n_users, n_items and n_blocks must be >= 1");
   RECFAST_CHECK(n_blocks <= 4096, "n_blocks must be <= 4096");
-  py::array_t<int64_t> perm(nnz), block_ptr(n_blocks * n_blocks + 1);
-  const I *r = rows.data(), *c = cols.data();
-  int64_t *pp = perm.mutable_data(), *bp = block_ptr.mutable_data();
+  RECFAST_CHECK(num_threads >= 1, "num_threads must be >= 1");
+  py::array_t<I> rows_out(nnz), cols_out(nnz);
+  py::array_t<T> values_out(nnz);
+  py::array_t<int64_t> block_ptr(n_blocks * n_blocks + 1);
+  LayoutArgs<T, I> a{rows.data(), cols.data(), values.data(), nnz, n_users, n_items, n_blocks,
+                     seed.has_value(), seed.value_or(0), rows_out.mutable_data(),
+                     cols_out.mutable_data(), values_out.mutable_data(),
+                     block_ptr.mutable_data(), num_threads};
   {
     py::gil_scoped_release nogil;
-    check_range(r, nnz, n_users, "rows");
-    check_range(c, nnz, n_items, "cols");
-    mf_block_layout(r, c, nnz, n_users, n_items, n_blocks, pp, bp);
+    check_range(a.rows, nnz, n_users, "rows");
+    check_range(a.cols, nnz, n_items, "cols");
+    mf_block_layout(a);
   }
-  return py::make_tuple(perm, block_ptr);
+  return py::make_tuple(rows_out, cols_out, values_out, block_ptr);
+}
+
+template <typename T, typename I>
+void def_layout(py::module_& m) {
+  m.def("mf_block_layout", &block_layout_py<T, I>, py::arg("rows").noconvert(),
+        py::arg("cols").noconvert(), py::arg("values").noconvert(), py::arg("n_users"),
+        py::arg("n_items"), py::arg("n_blocks"), py::arg("seed") = py::none(),
+        py::arg("num_threads") = 1);
 }
 
 }  // namespace
@@ -138,10 +153,10 @@ void bind_sgd_mf(py::module_& m) {
   def_epoch<float, int64_t>(m);
   def_epoch<double, int32_t>(m);
   def_epoch<double, int64_t>(m);
-  m.def("mf_block_layout", &block_layout_py<int32_t>, py::arg("rows").noconvert(),
-        py::arg("cols").noconvert(), py::arg("n_users"), py::arg("n_items"), py::arg("n_blocks"));
-  m.def("mf_block_layout", &block_layout_py<int64_t>, py::arg("rows").noconvert(),
-        py::arg("cols").noconvert(), py::arg("n_users"), py::arg("n_items"), py::arg("n_blocks"));
+  def_layout<float, int32_t>(m);
+  def_layout<float, int64_t>(m);
+  def_layout<double, int32_t>(m);
+  def_layout<double, int64_t>(m);
 }
 
 }  // namespace recfast

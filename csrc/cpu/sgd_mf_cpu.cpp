@@ -45,26 +45,68 @@ double dispatch(const SgdMfArgs<T, I>& a, const SgdMfParams& p) {
   return baseline::sgd_mf_epoch(a, p);
 }
 
-template <typename I>
-void block_layout(const I* rows, const I* cols, int64_t nnz, int64_t n_users, int64_t n_items,
-                  int64_t nb, int64_t* perm, int64_t* block_ptr) {
-  // LSD radix sort: stable by user, then stable by block id, so users ascend within each block.
-  std::vector<int64_t> count(size_t(std::max(n_users, nb * nb)) + 1, 0);
-  std::vector<int64_t> by_user(static_cast<size_t>(nnz));
-  for (int64_t j = 0; j < nnz; ++j) ++count[size_t(rows[j]) + 1];
-  for (int64_t u = 0; u < n_users; ++u) count[size_t(u) + 1] += count[size_t(u)];
-  for (int64_t j = 0; j < nnz; ++j) by_user[size_t(count[size_t(rows[j])]++)] = j;
-
+template <typename T, typename I>
+void block_layout(const LayoutArgs<T, I>& a) {
+  const int64_t nb = a.nb, nblk = nb * nb, nnz = a.nnz;
+  // Tables instead of a division per rating; first_user[ub] starts user block ub.
+  std::vector<int32_t> ub_of(size_t(a.n_users)), ib_of(size_t(a.n_items));
+  std::vector<int64_t> first_user(size_t(nb) + 1, a.n_users);
+  for (int64_t u = a.n_users - 1; u >= 0; --u) {
+    ub_of[size_t(u)] = int32_t(u * nb / a.n_users);
+    first_user[size_t(ub_of[size_t(u)])] = u;
+  }
+  for (int64_t b = nb - 1; b >= 0; --b)  // empty user blocks start where the next one does
+    first_user[size_t(b)] = std::min(first_user[size_t(b)], first_user[size_t(b) + 1]);
+  for (int64_t i = 0; i < a.n_items; ++i) ib_of[size_t(i)] = int32_t(i * nb / a.n_items);
   auto block_of = [&](int64_t j) {
-    const int64_t ub = int64_t(rows[j]) * nb / n_users, ib = int64_t(cols[j]) * nb / n_items;
+    const int64_t ub = ub_of[size_t(a.rows[j])], ib = ib_of[size_t(a.cols[j])];
     return ((ib - ub + nb) % nb) * nb + ub;
   };
-  const int64_t nblk = nb * nb;
-  std::fill(block_ptr, block_ptr + nblk + 1, int64_t(0));
-  for (int64_t j = 0; j < nnz; ++j) ++block_ptr[block_of(j) + 1];
-  for (int64_t b = 0; b < nblk; ++b) block_ptr[b + 1] += block_ptr[b];
-  std::vector<int64_t> next(block_ptr, block_ptr + nblk);
-  for (int64_t j : by_user) perm[next[size_t(block_of(j))]++] = j;
+  // Pass 1: stable counting sort of rating ids by block.
+  int64_t* bp = a.block_ptr;
+  std::fill(bp, bp + nblk + 1, int64_t(0));
+  std::vector<int32_t> bid(static_cast<size_t>(nnz));
+  for (int64_t j = 0; j < nnz; ++j) {
+    bid[size_t(j)] = int32_t(block_of(j));
+    ++bp[bid[size_t(j)] + 1];
+  }
+  for (int64_t b = 0; b < nblk; ++b) bp[b + 1] += bp[b];
+  std::vector<int64_t> ids(static_cast<size_t>(nnz)), next(bp, bp + nblk);
+  for (int64_t j = 0; j < nnz; ++j) ids[size_t(next[size_t(bid[size_t(j)])]++)] = j;
+  bid.clear();
+  bid.shrink_to_fit();
+  // Pass 2, block by block (independent, so parallel): counting sort by user, gather, shuffle.
+#pragma omp parallel num_threads(a.num_threads)
+  {
+    std::vector<int64_t> cnt;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < nblk; ++b) {
+      const int64_t lo = bp[b], hi = bp[b + 1], ub = b % nb;
+      const int64_t u0 = first_user[size_t(ub)], nu = first_user[size_t(ub) + 1] - u0;
+      cnt.assign(size_t(nu) + 1, 0);
+      for (int64_t t = lo; t < hi; ++t) ++cnt[size_t(a.rows[ids[size_t(t)]] - u0) + 1];
+      for (int64_t u = 0; u < nu; ++u) cnt[size_t(u) + 1] += cnt[size_t(u)];
+      for (int64_t t = lo; t < hi; ++t) {
+        const int64_t j = ids[size_t(t)];
+        const int64_t pos = lo + cnt[size_t(a.rows[j] - u0)]++;
+        a.rows_out[pos] = a.rows[j];
+        a.cols_out[pos] = a.cols[j];
+        a.values_out[pos] = a.values[j];
+      }
+      if (!a.shuffle) continue;
+      uint64_t state = a.seed + uint64_t(b);
+      for (int64_t s = lo; s < hi;) {  // Fisher-Yates within each user's run
+        int64_t e = s + 1;
+        while (e < hi && a.rows_out[e] == a.rows_out[s]) ++e;
+        for (int64_t t = e - s - 1; t >= 1; --t) {
+          const int64_t r = s + int64_t(splitmix64(state) % uint64_t(t + 1));
+          std::swap(a.cols_out[s + t], a.cols_out[r]);
+          std::swap(a.values_out[s + t], a.values_out[r]);
+        }
+        s = e;
+      }
+    }
+  }
 }
 }  // namespace
 
@@ -73,14 +115,10 @@ double sgd_mf_epoch(const SgdMfArgs<float, int64_t>& a, const SgdMfParams& p) { 
 double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p) { return dispatch(a, p); }
 double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p) { return dispatch(a, p); }
 
-void mf_block_layout(const int32_t* rows, const int32_t* cols, int64_t nnz, int64_t n_users,
-                     int64_t n_items, int64_t nb, int64_t* perm, int64_t* block_ptr) {
-  block_layout(rows, cols, nnz, n_users, n_items, nb, perm, block_ptr);
-}
-void mf_block_layout(const int64_t* rows, const int64_t* cols, int64_t nnz, int64_t n_users,
-                     int64_t n_items, int64_t nb, int64_t* perm, int64_t* block_ptr) {
-  block_layout(rows, cols, nnz, n_users, n_items, nb, perm, block_ptr);
-}
+void mf_block_layout(const LayoutArgs<float, int32_t>& a) { block_layout(a); }
+void mf_block_layout(const LayoutArgs<float, int64_t>& a) { block_layout(a); }
+void mf_block_layout(const LayoutArgs<double, int32_t>& a) { block_layout(a); }
+void mf_block_layout(const LayoutArgs<double, int64_t>& a) { block_layout(a); }
 
 const char* simd_level() {
   switch (kIsa) {

@@ -128,34 +128,68 @@ def sgd_mf_epoch(
 
 
 @njit(cache=True, nogil=True)
-def _layout(rows, cols, n_users, n_items, nb, perm, block_ptr):
+def _splitmix64(state):
+    state = state + np.uint64(0x9E3779B97F4A7C15)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return state, z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, nogil=True)
+def _layout(rows, cols, values, n_users, n_items, nb, shuffle, seed, rows_out, cols_out,
+            values_out, block_ptr):
     nnz = rows.shape[0]
-    count = np.zeros(max(n_users, nb * nb) + 1, np.int64)
-    by_user = np.empty(nnz, np.int64)
-    for j in range(nnz):
-        count[rows[j] + 1] += 1
-    for u in range(n_users):
-        count[u + 1] += count[u]
-    for j in range(nnz):
-        by_user[count[rows[j]]] = j
-        count[rows[j]] += 1
     blk = np.empty(nnz, np.int64)
     for j in range(nnz):
         ub = np.int64(rows[j]) * nb // n_users
         ibk = np.int64(cols[j]) * nb // n_items
         blk[j] = ((ibk - ub + nb) % nb) * nb + ub
+    # LSD radix: stable by user, then stable by block.
+    count = np.zeros(n_users + 1, np.int64)
+    for j in range(nnz):
+        count[rows[j] + 1] += 1
+    for u in range(n_users):
+        count[u + 1] += count[u]
+    by_user = np.empty(nnz, np.int64)
+    for j in range(nnz):
+        by_user[count[rows[j]]] = j
+        count[rows[j]] += 1
+    for j in range(nnz):
         block_ptr[blk[j] + 1] += 1
     for b in range(nb * nb):
         block_ptr[b + 1] += block_ptr[b]
     nxt = block_ptr[:-1].copy()
     for j in by_user:
-        perm[nxt[blk[j]]] = j
+        pos = nxt[blk[j]]
         nxt[blk[j]] += 1
+        rows_out[pos] = rows[j]
+        cols_out[pos] = cols[j]
+        values_out[pos] = values[j]
+    if not shuffle:
+        return
+    for b in range(nb * nb):
+        state = seed + np.uint64(b)
+        s = block_ptr[b]
+        hi = block_ptr[b + 1]
+        while s < hi:
+            e = s + 1
+            while e < hi and rows_out[e] == rows_out[s]:
+                e += 1
+            for t in range(e - s - 1, 0, -1):
+                state, x = _splitmix64(state)
+                j = s + np.int64(x % np.uint64(t + 1))
+                cols_out[s + t], cols_out[j] = cols_out[j], cols_out[s + t]
+                values_out[s + t], values_out[j] = values_out[j], values_out[s + t]
+            s = e
 
 
-def mf_block_layout(rows, cols, n_users: int, n_items: int, n_blocks: int):
-    """Numba block layout; see ``recfast.reference.mf.mf_block_layout``."""
-    perm = np.empty(len(rows), np.int64)
-    block_ptr = np.zeros(int(n_blocks) ** 2 + 1, np.int64)
-    _layout(rows, cols, int(n_users), int(n_items), int(n_blocks), perm, block_ptr)
-    return perm, block_ptr
+def mf_block_layout(rows, cols, values, n_users: int, n_items: int, n_blocks: int, seed=None,
+                    num_threads: int = 1):
+    """Numba block layout; see ``recfast.mf_block_layout``."""
+    nb = int(n_blocks)
+    rows_out, cols_out, values_out = np.empty_like(rows), np.empty_like(cols), np.empty_like(values)
+    block_ptr = np.zeros(nb * nb + 1, np.int64)
+    _layout(rows, cols, values, int(n_users), int(n_items), nb, seed is not None,
+            np.uint64(0 if seed is None else seed), rows_out, cols_out, values_out, block_ptr)
+    return rows_out, cols_out, values_out, block_ptr

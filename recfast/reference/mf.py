@@ -54,20 +54,42 @@ def sgd_mf_epoch(
     return sse
 
 
-def mf_block_layout(rows, cols, n_users: int, n_items: int, n_blocks: int):
-    """Order ratings for the blocked (FPSGD) schedule.
+_MASK = (1 << 64) - 1
 
-    Returns ``(perm, block_ptr)``: position j of the new layout holds rating ``perm[j]``; block
-    ``b`` spans ``perm[block_ptr[b]:block_ptr[b + 1]]``. Blocks are stratum-major (block id =
-    stratum * nb + user block, stratum = (item block - user block) mod nb), users ascend within a
-    block, and ties keep their input order.
-    """
+
+def splitmix64(state: int) -> tuple[int, int]:
+    """One step of splitmix64: ``(new state, output)``; the layout's shuffle RNG."""
+    state = (state + 0x9E3779B97F4A7C15) & _MASK
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return state, z ^ (z >> 31)
+
+
+def mf_block_layout(rows, cols, values, n_users: int, n_items: int, n_blocks: int, seed=None,
+                    num_threads: int = 1):
+    """Lay ratings out for the blocked (FPSGD) schedule; see ``recfast.mf_block_layout``."""
     nb = int(n_blocks)
     r, c = rows.astype(np.int64), cols.astype(np.int64)
     ub, ib = r * nb // n_users, c * nb // n_items
     block = ((ib - ub) % nb) * nb + ub
-    perm = np.lexsort((r, block)).astype(np.int64)  # lexsort is stable: ties keep input order
-    counts = np.bincount(block, minlength=nb * nb)
+    perm = np.lexsort((r, block))  # stable: one user's ratings in a block keep input order
+    rows_out, cols_out, values_out = rows[perm], cols[perm], values[perm]
     block_ptr = np.zeros(nb * nb + 1, np.int64)
-    np.cumsum(counts, out=block_ptr[1:])
-    return perm, block_ptr
+    np.cumsum(np.bincount(block, minlength=nb * nb), out=block_ptr[1:])
+    if seed is not None:
+        for b in range(nb * nb):
+            state = (int(seed) + b) & _MASK
+            lo, hi = int(block_ptr[b]), int(block_ptr[b + 1])
+            s = lo
+            while s < hi:  # Fisher-Yates within each user's run, as the C++ kernel does
+                e = s + 1
+                while e < hi and rows_out[e] == rows_out[s]:
+                    e += 1
+                for t in range(e - s - 1, 0, -1):
+                    state, x = splitmix64(state)
+                    j = s + x % (t + 1)
+                    cols_out[[s + t, j]] = cols_out[[j, s + t]]
+                    values_out[[s + t, j]] = values_out[[j, s + t]]
+                s = e
+    return rows_out, cols_out, values_out, block_ptr

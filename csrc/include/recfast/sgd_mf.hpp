@@ -96,13 +96,37 @@ double sgd_mf_epoch(const SgdMfArgs<float, int64_t>& a, const SgdMfParams& p);
 double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p);
 double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p);
 
-// Lays ratings out for the blocked schedule: a stable counting sort by (block, user), where user
-// block = u * nb / n_users, item block = i * nb / n_items, stratum = (ib - ub) mod nb, and block id
-// = stratum * nb + ub. Writes perm (nnz,): new position j holds rating perm[j]; block_ptr (nb*nb+1,).
-void mf_block_layout(const int32_t* rows, const int32_t* cols, int64_t nnz, int64_t n_users,
-                     int64_t n_items, int64_t nb, int64_t* perm, int64_t* block_ptr);
-void mf_block_layout(const int64_t* rows, const int64_t* cols, int64_t nnz, int64_t n_users,
-                     int64_t n_items, int64_t nb, int64_t* perm, int64_t* block_ptr);
+// splitmix64: the layout's shuffle RNG (tiny, and easy to reproduce in the NumPy reference).
+RECFAST_HD inline uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Lays ratings out for the blocked schedule. User block ub = u * nb / n_users, item block
+// ib = i * nb / n_items, stratum s = (ib - ub) mod nb, block id = s * nb + ub. Output is sorted
+// by block id, then by user; one user's ratings inside a block keep their input order, or are
+// shuffled (Fisher-Yates driven by splitmix64 seeded with seed + block id) when shuffle is set.
+// Writes rows_out/cols_out/values_out (nnz,) and block_ptr (nb*nb+1,).
+template <typename T, typename I>
+struct LayoutArgs {
+  const I* rows;
+  const I* cols;
+  const T* values;
+  int64_t nnz, n_users, n_items, nb;
+  bool shuffle;
+  uint64_t seed;
+  I* rows_out;
+  I* cols_out;
+  T* values_out;
+  int64_t* block_ptr;
+  int num_threads;
+};
+void mf_block_layout(const LayoutArgs<float, int32_t>& a);
+void mf_block_layout(const LayoutArgs<float, int64_t>& a);
+void mf_block_layout(const LayoutArgs<double, int32_t>& a);
+void mf_block_layout(const LayoutArgs<double, int64_t>& a);
 
 // Name of the instruction set the dispatcher picked ("avx512", "avx2" or "baseline").
 const char* simd_level();
