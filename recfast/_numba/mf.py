@@ -107,8 +107,7 @@ def sgd_mf_epoch(
     args = (rows, cols, values, U, V, ub, ib, ua, ia)
     tail = (mu, lr, reg, breg, biased, ada)
     if block_ptr is not None:
-        if nt == 1:
-            return float(_span(*args, block_ptr, False, 0, len(values), *tail))
+        # Always the per-block loss sum (even on one thread), so the loss is reproducible too.
         prev = numba.get_num_threads()
         numba.set_num_threads(nt)  # thread-local in Numba
         try:
