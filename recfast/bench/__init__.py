@@ -1,0 +1,1 @@
+"""``python -m recfast.bench``: microbenchmarks on generated data, peers when installed."""

@@ -1,0 +1,55 @@
+"""Timing helpers: warm-up, median and spread, machine metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def measure(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1,
+            setup: Callable[[], Any] | None = None) -> tuple[float, float]:
+    """(median seconds, spread = (max - min) / median) of ``fn()`` over ``repeats`` runs."""
+    for _ in range(warmup):
+        if setup:
+            setup()
+        fn()
+    times = []
+    for _ in range(repeats):
+        if setup:
+            setup()
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    return med, (max(times) - min(times)) / med if med > 0 else 0.0
+
+
+def machine() -> dict[str, Any]:
+    import numpy as np
+
+    import recfast
+    from recfast._backends import cpu_module
+
+    mod = cpu_module()
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"recfast": recfast.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "cpu": model, "cores": os.cpu_count(),
+            "simd": mod.simd_level() if mod else None}
+
+
+def write_json(path: str | None, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    if not path:
+        return
+    with open(path, "a") as f:
+        for r in rows:
+            f.write(json.dumps({**meta, **r}) + "\n")
