@@ -42,7 +42,7 @@ def _version() -> str:
     return __version__
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe(name: str) -> tuple[ModuleType | None, str]:
     """(module or None, reason). Imports lazily and caches; never raises."""
     if name == "reference":
@@ -55,7 +55,10 @@ def _probe(name: str) -> tuple[ModuleType | None, str]:
         except ImportError as exc:
             return None, f"C++ extension recfast._cpu not built or not importable ({exc})"
         if mod.__version__ != _version():
-            return None, f"recfast._cpu is version {mod.__version__}, package is {_version()}: rebuild"
+            return (
+                None,
+                f"recfast._cpu is version {mod.__version__}, package is {_version()}: rebuild",
+            )
         return mod, ""
     if name == "numba":
         try:
@@ -89,7 +92,9 @@ def backends() -> list[BackendInfo]:
     return [BackendInfo(n, _probe(n)[0] is not None, _probe(n)[1]) for n in BACKENDS]
 
 
-_context: contextvars.ContextVar[str | None] = contextvars.ContextVar("recfast_backend", default=None)
+_context: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "recfast_backend", default=None
+)
 
 
 def _check_name(name: str) -> str:
@@ -111,7 +116,9 @@ def use_backend(name: str) -> Iterator[None]:
 _warned: set[str] = set()
 
 
-def select(op: str, backend: str | None = None, kind: str = "numpy") -> tuple[str, Callable[..., Any]]:
+def select(
+    op: str, backend: str | None = None, kind: str = "numpy"
+) -> tuple[str, Callable[..., Any]]:
     """Return ``(backend name, implementation of op)``.
 
     ``kind`` is the array kind of the inputs ("numpy" or "cupy").

@@ -16,16 +16,23 @@ def show_config(file=None) -> None:
 
     out = file or sys.stdout
     mod = cpu_module()
-    print(f"recfast {__version__} (Python {platform.python_version()}, NumPy {np.__version__}, "
-          f"{platform.machine()})", file=out)
+    print(
+        f"recfast {__version__} (Python {platform.python_version()}, NumPy {np.__version__}, "
+        f"{platform.machine()})",
+        file=out,
+    )
     print("backends:", file=out)
     for b in backends():
         print(f"  {b.name:<10} {'live' if b.available else 'unavailable: ' + b.reason}", file=out)
     if mod is not None:
-        print(f"cpu SIMD level: {mod.simd_level()}; OpenMP: {'yes' if mod.openmp else 'no'}",
-              file=out)
-    print(f"threads: {get_num_threads()} (recfast.set_num_threads / num_threads= / "
-          "OMP_NUM_THREADS / threadpoolctl)", file=out)
+        print(
+            f"cpu SIMD level: {mod.simd_level()}; OpenMP: {'yes' if mod.openmp else 'no'}", file=out
+        )
+    print(
+        f"threads: {get_num_threads()} (recfast.set_num_threads / num_threads= / "
+        "OMP_NUM_THREADS / threadpoolctl)",
+        file=out,
+    )
     try:
         import numba
 

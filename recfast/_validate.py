@@ -13,7 +13,7 @@ INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
 
 def array_kind(*arrays: Any) -> str:
-    """"numpy" or "cupy" for the given arrays (None entries skipped); mixing kinds is a TypeError."""
+    """ "numpy" or "cupy" for the given arrays (None entries skipped); mixing kinds is a TypeError."""
     kinds = set()
     for a in arrays:
         if a is None:
@@ -21,7 +21,9 @@ def array_kind(*arrays: Any) -> str:
         mod = type(a).__module__.split(".")[0]
         kinds.add("cupy" if mod == "cupy" else "numpy")
     if len(kinds) > 1:
-        raise TypeError("cannot mix NumPy and CuPy arrays in one call; move them to one device first")
+        raise TypeError(
+            "cannot mix NumPy and CuPy arrays in one call; move them to one device first"
+        )
     return kinds.pop() if kinds else "numpy"
 
 
@@ -29,13 +31,16 @@ def _type_name(a: Any) -> str:
     return type(a).__name__
 
 
-def float_array(name: str, a: Any, *, ndim: int, dtype: np.dtype | None = None,
-                writable: bool = False) -> np.ndarray:
+def float_array(
+    name: str, a: Any, *, ndim: int, dtype: np.dtype | None = None, writable: bool = False
+) -> np.ndarray:
     """A float32/float64 NumPy array of rank ``ndim``. Output arrays (``writable``) must also be
     C-contiguous and writable, since the kernel updates them in place."""
     if not isinstance(a, np.ndarray):
         if writable:
-            raise TypeError(f"{name} must be a numpy.ndarray (updated in place), got {_type_name(a)}")
+            raise TypeError(
+                f"{name} must be a numpy.ndarray (updated in place), got {_type_name(a)}"
+            )
         a = np.asarray(a)
     if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
@@ -48,8 +53,10 @@ def float_array(name: str, a: Any, *, ndim: int, dtype: np.dtype | None = None,
         raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
     if writable:
         if not a.flags.c_contiguous:
-            raise ValueError(f"{name} must be C-contiguous (it is updated in place); "
-                             f"pass np.ascontiguousarray({name}) and keep that copy")
+            raise ValueError(
+                f"{name} must be C-contiguous (it is updated in place); "
+                f"pass np.ascontiguousarray({name}) and keep that copy"
+            )
         if not a.flags.writeable:
             raise ValueError(f"{name} is read-only; it is updated in place")
     return a
@@ -77,8 +84,14 @@ def index_array(name: str, a: Any, upper: int | None = None) -> np.ndarray:
     return a
 
 
-def scalar(name: str, x: Any, *, low: float | None = None, low_open: bool = False,
-           high: float | None = None) -> float:
+def scalar(
+    name: str,
+    x: Any,
+    *,
+    low: float | None = None,
+    low_open: bool = False,
+    high: float | None = None,
+) -> float:
     """A finite real number, optionally bounded below (``low``, exclusive when ``low_open``)."""
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {_type_name(x)}")
@@ -100,8 +113,9 @@ def positive_int(name: str, x: Any) -> int:
     return int(x)
 
 
-def ratings_triplet(rows: Any, cols: Any, values: Any, n_users: int, n_items: int,
-                    dtype: np.dtype | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ratings_triplet(
+    rows: Any, cols: Any, values: Any, n_users: int, n_items: int, dtype: np.dtype | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows and cols as one index dtype (range-checked), values finite in the factors' dtype."""
     values = float_array("values", values, ndim=1, dtype=dtype)
     rows = index_array("rows", rows, n_users)
@@ -132,8 +146,9 @@ def factor_pair(user_factors: Any, item_factors: Any) -> tuple[np.ndarray, np.nd
     return U, V
 
 
-def row_vector_pair(names: tuple[str, str], a: Any, b: Any, lengths: tuple[int, int],
-                    dtype: np.dtype) -> tuple[np.ndarray | None, np.ndarray | None]:
+def row_vector_pair(
+    names: tuple[str, str], a: Any, b: Any, lengths: tuple[int, int], dtype: np.dtype
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Two optional per-row arrays (biases or accumulators), both given or neither."""
     if (a is None) != (b is None):
         raise ValueError(f"give both {names[0]} and {names[1]}, or neither")
@@ -157,8 +172,9 @@ def block_ptr(a: Any, n_blocks: Any, nnz: int) -> tuple[np.ndarray, int]:
     nb = positive_int("n_blocks", n_blocks)
     a = index_array("block_ptr", a)
     if a.shape != (nb * nb + 1,):
-        raise ValueError(f"block_ptr must have shape ({nb * nb + 1},) for n_blocks={nb}, got {a.shape}")
+        raise ValueError(
+            f"block_ptr must have shape ({nb * nb + 1},) for n_blocks={nb}, got {a.shape}"
+        )
     if a[0] != 0 or a[-1] != nnz or (np.diff(a) < 0).any():
         raise ValueError(f"block_ptr must rise from 0 to nnz={nnz}")
     return a.astype(np.int64, copy=False), nb
-

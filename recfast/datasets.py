@@ -108,13 +108,11 @@ class Ratings:
             raise ValueError("Ratings.n_users and n_items must be >= 0")
         if self.user_ids.shape != (self.n_users,):
             raise ValueError(
-                f"Ratings.user_ids must have shape ({self.n_users},), "
-                f"got {self.user_ids.shape}"
+                f"Ratings.user_ids must have shape ({self.n_users},), got {self.user_ids.shape}"
             )
         if self.item_ids.shape != (self.n_items,):
             raise ValueError(
-                f"Ratings.item_ids must have shape ({self.n_items},), "
-                f"got {self.item_ids.shape}"
+                f"Ratings.item_ids must have shape ({self.n_items},), got {self.item_ids.shape}"
             )
         if nnz:
             for name, n in (("rows", self.n_users), ("cols", self.n_items)):
@@ -164,9 +162,7 @@ class Ratings:
             Copy of the ratings (duplicate pairs are kept as is).
         """
         data = self.values.astype(dtype, copy=True)
-        return sp.coo_matrix(
-            (data, (self.rows, self.cols)), shape=self.shape, copy=True
-        )
+        return sp.coo_matrix((data, (self.rows, self.cols)), shape=self.shape, copy=True)
 
     def to_csr(self, dtype: DTypeLike = np.float32) -> sp.csr_matrix:
         """Sparse matrix of shape (n_users, n_items) in CSR format.
@@ -196,9 +192,7 @@ class Ratings:
             key = np.asarray(key)
             if key.dtype == bool:
                 if key.shape != (self.nnz,):
-                    raise ValueError(
-                        f"boolean mask must have shape ({self.nnz},), got {key.shape}"
-                    )
+                    raise ValueError(f"boolean mask must have shape ({self.nnz},), got {key.shape}")
             elif key.dtype.kind not in "iu":
                 raise TypeError("subset expects a boolean mask or integer indices")
             elif key.ndim != 1:
@@ -333,8 +327,7 @@ def _scan_for_error(chunk: bytes, fname: str, line0: int, sep: str) -> None:
         lineno = line0 + k
         if len(toks) != 4:
             raise ValueError(
-                f"{fname}, line {lineno}: expected 4 fields separated by "
-                f"{sep!r}, got {len(toks)}"
+                f"{fname}, line {lineno}: expected 4 fields separated by {sep!r}, got {len(toks)}"
             )
         for name, tok in zip(("user", "item", "rating", "timestamp"), toks):
             if not _is_number(tok):
@@ -344,9 +337,7 @@ def _scan_for_error(chunk: bytes, fname: str, line0: int, sep: str) -> None:
                 )
 
 
-def _parse_body(
-    body: bytes, fname: str, line0: int, sep: str, engine: str
-) -> np.ndarray:
+def _parse_body(body: bytes, fname: str, line0: int, sep: str, engine: str) -> np.ndarray:
     """Parse normalised (space separated) records into a (n, 4) float64 array.
 
     Parameters
@@ -413,9 +404,7 @@ def _parse_body(
     return np.concatenate(parts)
 
 
-def _parse_pandas(
-    body: bytes, fname: str, line0: int, sep: str, n_rec: int
-) -> np.ndarray:
+def _parse_pandas(body: bytes, fname: str, line0: int, sep: str, n_rec: int) -> np.ndarray:
     """Parse with pandas' C reader; falls back to NumPy on any failure."""
     import pandas as pd
 
@@ -445,9 +434,7 @@ def _record_lines(body: bytes, line0: int) -> np.ndarray:
     )
 
 
-def _map_ids(
-    raw: np.ndarray, id_map: np.ndarray, what: str
-) -> tuple[np.ndarray, np.ndarray]:
+def _map_ids(raw: np.ndarray, id_map: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
     """Indices of ``raw`` ids in ``id_map`` and a mask of known ids.
 
     Returns
@@ -740,17 +727,13 @@ def synthetic_ratings(
     try:
         noise = float(noise)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"noise must be a non-negative number, got {noise!r}"
-        ) from None
+        raise ValueError(f"noise must be a non-negative number, got {noise!r}") from None
     if not (math.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a non-negative number, got {noise!r}")
     try:
         lo, hi = (float(x) for x in rating_scale)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"rating_scale must be a pair (lo, hi), got {rating_scale!r}"
-        ) from None
+        raise ValueError(f"rating_scale must be a pair (lo, hi), got {rating_scale!r}") from None
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ValueError(f"rating_scale must satisfy lo < hi, got {rating_scale!r}")
     dtype = np.dtype(dtype)

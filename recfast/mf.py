@@ -95,16 +95,21 @@ def sgd_mf_epoch(
     """
     U, V = check.factor_pair(user_factors, item_factors)
     rows, cols, values = check.ratings_triplet(rows, cols, values, U.shape[0], V.shape[0], U.dtype)
-    ub, ib = check.row_vector_pair(("user_bias", "item_bias"), user_bias, item_bias,
-                                   (U.shape[0], V.shape[0]), U.dtype)
-    ua, ia = check.row_vector_pair(("user_accum", "item_accum"), user_accum, item_accum,
-                                   (U.shape[0], V.shape[0]), U.dtype)
+    ub, ib = check.row_vector_pair(
+        ("user_bias", "item_bias"), user_bias, item_bias, (U.shape[0], V.shape[0]), U.dtype
+    )
+    ua, ia = check.row_vector_pair(
+        ("user_accum", "item_accum"), user_accum, item_accum, (U.shape[0], V.shape[0]), U.dtype
+    )
     if ua is not None:
         check.positive_accumulators(ua, ia)
     lr = check.scalar("learning_rate", learning_rate, low=0.0, low_open=True)
     reg = check.scalar("regularization", regularization, low=0.0)
-    breg = reg if bias_regularization is None else check.scalar(
-        "bias_regularization", bias_regularization, low=0.0)
+    breg = (
+        reg
+        if bias_regularization is None
+        else check.scalar("bias_regularization", bias_regularization, low=0.0)
+    )
     mu = check.scalar("global_mean", global_mean)
     nnz = len(values)
     if order is not None and block_ptr is not None:
@@ -120,9 +125,25 @@ def sgd_mf_epoch(
     _, kernel = select("sgd_mf_epoch", backend, check.array_kind(U, V, values))
     if nnz == 0 or (order is not None and len(order) == 0) or U.shape[1] == 0:
         return 0.0
-    sse = kernel(rows, cols, values, U, V, ub, ib, ua, ia, order, block_ptr, nb,
-                 learning_rate=lr, regularization=reg, bias_regularization=breg,
-                 global_mean=mu, num_threads=nt)
+    sse = kernel(
+        rows,
+        cols,
+        values,
+        U,
+        V,
+        ub,
+        ib,
+        ua,
+        ia,
+        order,
+        block_ptr,
+        nb,
+        learning_rate=lr,
+        regularization=reg,
+        bias_regularization=breg,
+        global_mean=mu,
+        num_threads=nt,
+    )
     raise_if_diverged(sse, U, V, ub, ib)
     return float(sse)
 
@@ -213,8 +234,9 @@ def recommend_topk(
     U = check.float_array("user_factors", user_factors, ndim=2)
     V = check.float_array("item_factors", item_factors, ndim=2, dtype=U.dtype)
     if U.shape[1] != V.shape[1]:
-        raise ValueError(f"user_factors and item_factors must have the same k, got {U.shape[1]} "
-                         f"and {V.shape[1]}")
+        raise ValueError(
+            f"user_factors and item_factors must have the same k, got {U.shape[1]} and {V.shape[1]}"
+        )
     users = check.index_array("users", np.atleast_1d(users), U.shape[0])
     n = check.positive_int("n", n)
     n_items = V.shape[0]
@@ -231,12 +253,14 @@ def recommend_topk(
         if not sp.issparse(exclude):
             raise TypeError(f"exclude must be a scipy.sparse matrix, got {type(exclude).__name__}")
         if exclude.shape != (U.shape[0], n_items):
-            raise ValueError(f"exclude must have shape {(U.shape[0], n_items)}, got {exclude.shape}")
+            raise ValueError(
+                f"exclude must have shape {(U.shape[0], n_items)}, got {exclude.shape}"
+            )
         exclude = exclude.tocsr()
     items_out = np.full((len(users), n), -1, np.int64)
     scores_out = np.full((len(users), n), -np.inf, U.dtype)
     for lo in range(0, len(users), batch_size):
-        batch = users[lo:lo + batch_size]
+        batch = users[lo : lo + batch_size]
         s = U[batch] @ V.T  # one GEMM per batch (BLAS)
         if item_bias is not None:
             s += item_bias
@@ -245,12 +269,15 @@ def recommend_topk(
         if exclude is not None:
             sub = exclude[batch]
             s[np.repeat(np.arange(len(batch)), np.diff(sub.indptr)), sub.indices] = -np.inf
-        top = np.argpartition(-s, n_out - 1, axis=1)[:, :n_out] if n_out < n_items else \
-            np.broadcast_to(np.arange(n_items), (len(batch), n_items))
+        top = (
+            np.argpartition(-s, n_out - 1, axis=1)[:, :n_out]
+            if n_out < n_items
+            else np.broadcast_to(np.arange(n_items), (len(batch), n_items))
+        )
         ts = np.take_along_axis(s, top, axis=1)
         srt = np.argsort(-ts, axis=1, kind="stable")
         top, ts = np.take_along_axis(top, srt, axis=1), np.take_along_axis(ts, srt, axis=1)
         top = np.where(np.isneginf(ts), -1, top)
-        items_out[lo:lo + len(batch), :n_out] = top
-        scores_out[lo:lo + len(batch), :n_out] = ts
+        items_out[lo : lo + len(batch), :n_out] = top
+        scores_out[lo : lo + len(batch), :n_out] = ts
     return items_out, scores_out

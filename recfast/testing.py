@@ -47,12 +47,24 @@ class MFProblem:
     item_bias: np.ndarray
 
     def copy_state(self):
-        return (self.user_factors.copy(), self.item_factors.copy(), self.user_bias.copy(),
-                self.item_bias.copy())
+        return (
+            self.user_factors.copy(),
+            self.item_factors.copy(),
+            self.user_bias.copy(),
+            self.item_bias.copy(),
+        )
 
 
-def random_mf_problem(n_users: int, n_items: int, nnz: int, k: int, *, dtype=np.float64,
-                      index_dtype=np.int32, seed=None) -> MFProblem:
+def random_mf_problem(
+    n_users: int,
+    n_items: int,
+    nnz: int,
+    k: int,
+    *,
+    dtype=np.float64,
+    index_dtype=np.int32,
+    seed=None,
+) -> MFProblem:
     """Random ratings in [1, 5] (pairs may repeat) and small random factors."""
     rng = np.random.default_rng(seed)
     return MFProblem(

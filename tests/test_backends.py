@@ -6,19 +6,26 @@ import subprocess
 import sys
 import threading
 
-import numpy as np
 import pytest
+from conftest import MF_BACKENDS
 
 import recfast
 from recfast.testing import random_mf_problem
 
-from conftest import MF_BACKENDS
-
 
 def call(backend=None, **kw):
     p = random_mf_problem(5, 5, 10, 2, seed=0)
-    return recfast.sgd_mf_epoch(p.rows, p.cols, p.values, p.user_factors, p.item_factors,
-                                learning_rate=0.1, regularization=0.1, backend=backend, **kw)
+    return recfast.sgd_mf_epoch(
+        p.rows,
+        p.cols,
+        p.values,
+        p.user_factors,
+        p.item_factors,
+        learning_rate=0.1,
+        regularization=0.1,
+        backend=backend,
+        **kw,
+    )
 
 
 def test_backends_lists_every_backend_with_reasons():
@@ -97,12 +104,15 @@ def test_show_config_mentions_each_backend():
 
 
 def test_extension_disabled_falls_back_to_numba():
-    code = ("import recfast, recfast._backends as b; print(b.select('sgd_mf_epoch')[0]); "
-            "print([x.reason for x in recfast.backends() if x.name == 'cpu'][0])")
+    code = (
+        "import recfast, recfast._backends as b; print(b.select('sgd_mf_epoch')[0]); "
+        "print([x.reason for x in recfast.backends() if x.name == 'cpu'][0])"
+    )
     env = dict(os.environ, RECFAST_DISABLE_EXT="1")
     env.pop("RECFAST_BACKEND", None)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout.split("\n")
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
     assert out[0] == "numba"
     assert "RECFAST_DISABLE_EXT" in out[1]
 

@@ -99,13 +99,9 @@ def test_load_100k_split_names(tmp_path, name):
 def test_csv_half_star_ratings_crlf_and_no_header(tmp_path, engine):
     recs = [(1, 5, 0.5, 100), (2, 5, 3.5, 200), (1, 7, 5.0, 300)]
     text = _text("csv", recs).replace("\n", "\r\n")
-    _check_records(
-        load_movielens(_write(tmp_path / "a.csv", text), engine=engine), recs
-    )
+    _check_records(load_movielens(_write(tmp_path / "a.csv", text), engine=engine), recs)
     body = "".join(text.splitlines(keepends=True)[1:])  # header dropped
-    _check_records(
-        load_movielens(_write(tmp_path / "b.csv", body), engine=engine), recs
-    )
+    _check_records(load_movielens(_write(tmp_path / "b.csv", body), engine=engine), recs)
 
 
 @pytest.mark.parametrize("fmt", ["100k", "dat", "csv"])
@@ -190,9 +186,7 @@ def test_many_chunks_and_line_numbers(tmp_path, monkeypatch, engine):
     monkeypatch.setattr(ds, "_CHUNK_BYTES", 50)  # a few lines per chunk
     recs = [(u, 1000 + u % 7, 1.0 + u % 5, 10 * u) for u in range(1, 60)]
     text = _text("csv", recs)
-    _check_records(
-        load_movielens(_write(tmp_path / "ok.csv", text), engine=engine), recs
-    )
+    _check_records(load_movielens(_write(tmp_path / "ok.csv", text), engine=engine), recs)
     lines = text.splitlines(keepends=True)
     lines[40] = "41,1005,x,410\n"
     with pytest.raises(ValueError, match=r"line 41: non-numeric rating"):
@@ -405,9 +399,7 @@ def test_synthetic_bad_arguments(kwargs, name):
 def _ml100k_dir() -> Path | None:
     env = os.environ.get("RECFAST_DATA")
     candidates = [Path(env), Path(env) / "ml-100k"] if env else []
-    candidates.append(
-        Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
-    )
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k")
     for d in candidates:
         if (d / "u.data").is_file():
             return d

@@ -3,56 +3,126 @@ on every backend, and nothing modified (issue #2, section 5)."""
 
 import numpy as np
 import pytest
+from conftest import MF_BACKENDS
 
 import recfast
 from recfast.testing import random_mf_problem
 
-from conftest import MF_BACKENDS
-
 
 def base_args():
     p = random_mf_problem(6, 5, 20, 3, dtype=np.float32, seed=0)
-    return dict(rows=p.rows, cols=p.cols, values=p.values, user_factors=p.user_factors,
-                item_factors=p.item_factors, user_bias=p.user_bias, item_bias=p.item_bias,
-                learning_rate=0.1, regularization=0.1)
+    return dict(
+        rows=p.rows,
+        cols=p.cols,
+        values=p.values,
+        user_factors=p.user_factors,
+        item_factors=p.item_factors,
+        user_bias=p.user_bias,
+        item_bias=p.item_bias,
+        learning_rate=0.1,
+        regularization=0.1,
+    )
 
 
 CASES = [
     # (id, mutation of the argument dict, exception, message fragment)
     ("values-object", lambda a: {**a, "values": a["values"].astype(object)}, TypeError, "values"),
     ("values-int", lambda a: {**a, "values": a["values"].astype(np.int64)}, TypeError, "values"),
-    ("values-float16", lambda a: {**a, "values": a["values"].astype(np.float16)}, TypeError, "values"),
-    ("values-float64-vs-float32", lambda a: {**a, "values": a["values"].astype(np.float64)},
-     TypeError, "values"),
-    ("factors-float16", lambda a: {**a, "user_factors": a["user_factors"].astype(np.float16)},
-     TypeError, "user_factors"),
-    ("factors-int", lambda a: {**a, "item_factors": a["item_factors"].astype(np.int32)},
-     TypeError, "item_factors"),
-    ("factors-list", lambda a: {**a, "user_factors": a["user_factors"].tolist()}, TypeError,
-     "user_factors"),
-    ("factors-rank", lambda a: {**a, "user_factors": a["user_factors"].ravel()}, ValueError,
-     "user_factors"),
+    (
+        "values-float16",
+        lambda a: {**a, "values": a["values"].astype(np.float16)},
+        TypeError,
+        "values",
+    ),
+    (
+        "values-float64-vs-float32",
+        lambda a: {**a, "values": a["values"].astype(np.float64)},
+        TypeError,
+        "values",
+    ),
+    (
+        "factors-float16",
+        lambda a: {**a, "user_factors": a["user_factors"].astype(np.float16)},
+        TypeError,
+        "user_factors",
+    ),
+    (
+        "factors-int",
+        lambda a: {**a, "item_factors": a["item_factors"].astype(np.int32)},
+        TypeError,
+        "item_factors",
+    ),
+    (
+        "factors-list",
+        lambda a: {**a, "user_factors": a["user_factors"].tolist()},
+        TypeError,
+        "user_factors",
+    ),
+    (
+        "factors-rank",
+        lambda a: {**a, "user_factors": a["user_factors"].ravel()},
+        ValueError,
+        "user_factors",
+    ),
     ("values-rank", lambda a: {**a, "values": a["values"][:, None]}, ValueError, "values"),
     ("rows-rank", lambda a: {**a, "rows": a["rows"][:, None]}, ValueError, "rows"),
     ("rows-float", lambda a: {**a, "rows": a["rows"].astype(np.float64)}, TypeError, "rows"),
     ("length-mismatch", lambda a: {**a, "cols": a["cols"][:-1]}, ValueError, "same length"),
-    ("rows-negative", lambda a: {**a, "rows": np.where(np.arange(20) == 3, -1, a["rows"])},
-     ValueError, "rows"),
-    ("rows-too-large", lambda a: {**a, "rows": np.where(np.arange(20) == 3, 6, a["rows"])},
-     ValueError, "rows"),
+    (
+        "rows-negative",
+        lambda a: {**a, "rows": np.where(np.arange(20) == 3, -1, a["rows"])},
+        ValueError,
+        "rows",
+    ),
+    (
+        "rows-too-large",
+        lambda a: {**a, "rows": np.where(np.arange(20) == 3, 6, a["rows"])},
+        ValueError,
+        "rows",
+    ),
     ("cols-too-large", lambda a: {**a, "cols": np.full(20, 2**40, np.int64)}, ValueError, "cols"),
-    ("k-mismatch", lambda a: {**a, "item_factors": np.zeros((5, 4), np.float32)}, ValueError,
-     "same number of factors"),
-    ("non-contiguous", lambda a: {**a, "user_factors": np.zeros((6, 6), np.float32)[:, ::2]},
-     ValueError, "C-contiguous"),
-    ("fortran", lambda a: {**a, "user_factors": np.asfortranarray(np.zeros((6, 3), np.float32))},
-     ValueError, "C-contiguous"),
-    ("read-only", lambda a: {**a, "item_factors": readonly(a["item_factors"])}, ValueError,
-     "read-only"),
-    ("nan-rating", lambda a: {**a, "values": np.where(np.arange(20) == 5, np.nan, a["values"])
-                               .astype(np.float32)}, ValueError, "finite"),
-    ("inf-rating", lambda a: {**a, "values": np.where(np.arange(20) == 5, np.inf, a["values"])
-                               .astype(np.float32)}, ValueError, "finite"),
+    (
+        "k-mismatch",
+        lambda a: {**a, "item_factors": np.zeros((5, 4), np.float32)},
+        ValueError,
+        "same number of factors",
+    ),
+    (
+        "non-contiguous",
+        lambda a: {**a, "user_factors": np.zeros((6, 6), np.float32)[:, ::2]},
+        ValueError,
+        "C-contiguous",
+    ),
+    (
+        "fortran",
+        lambda a: {**a, "user_factors": np.asfortranarray(np.zeros((6, 3), np.float32))},
+        ValueError,
+        "C-contiguous",
+    ),
+    (
+        "read-only",
+        lambda a: {**a, "item_factors": readonly(a["item_factors"])},
+        ValueError,
+        "read-only",
+    ),
+    (
+        "nan-rating",
+        lambda a: {
+            **a,
+            "values": np.where(np.arange(20) == 5, np.nan, a["values"]).astype(np.float32),
+        },
+        ValueError,
+        "finite",
+    ),
+    (
+        "inf-rating",
+        lambda a: {
+            **a,
+            "values": np.where(np.arange(20) == 5, np.inf, a["values"]).astype(np.float32),
+        },
+        ValueError,
+        "finite",
+    ),
     ("bias-length", lambda a: {**a, "user_bias": np.zeros(5, np.float32)}, ValueError, "user_bias"),
     ("bias-one-only", lambda a: {**a, "item_bias": None}, ValueError, "user_bias"),
     ("bias-dtype", lambda a: {**a, "item_bias": np.zeros(5)}, TypeError, "item_bias"),
@@ -62,10 +132,22 @@ CASES = [
     ("reg-negative", lambda a: {**a, "regularization": -1.0}, ValueError, "regularization"),
     ("order-out-of-range", lambda a: {**a, "order": np.array([0, 20])}, ValueError, "order"),
     ("num-threads-zero", lambda a: {**a, "num_threads": 0}, ValueError, "num_threads"),
-    ("accum-nonpositive", lambda a: {**a, "user_accum": np.zeros(6, np.float32),
-                                     "item_accum": np.ones(5, np.float32)}, ValueError, "accum"),
-    ("block-ptr-bad", lambda a: {**a, "block_ptr": np.array([0, 5]), "n_blocks": 1}, ValueError,
-     "block_ptr"),
+    (
+        "accum-nonpositive",
+        lambda a: {
+            **a,
+            "user_accum": np.zeros(6, np.float32),
+            "item_accum": np.ones(5, np.float32),
+        },
+        ValueError,
+        "accum",
+    ),
+    (
+        "block-ptr-bad",
+        lambda a: {**a, "block_ptr": np.array([0, 5]), "n_blocks": 1},
+        ValueError,
+        "block_ptr",
+    ),
     ("same-memory", lambda a: {**a, "item_factors": a["user_factors"]}, ValueError, "share memory"),
 ]
 
@@ -110,10 +192,26 @@ def test_native_binding_checks_ranges_itself():
     rows = a["rows"].copy()
     rows[0] = 1000
     with pytest.raises(ValueError, match="rows"):
-        cpu.sgd_mf_epoch(rows, a["cols"], a["values"], a["user_factors"], a["item_factors"],
-                         learning_rate=0.1, regularization=0.1, bias_regularization=0.1,
-                         global_mean=0.0)
+        cpu.sgd_mf_epoch(
+            rows,
+            a["cols"],
+            a["values"],
+            a["user_factors"],
+            a["item_factors"],
+            learning_rate=0.1,
+            regularization=0.1,
+            bias_regularization=0.1,
+            global_mean=0.0,
+        )
     with pytest.raises(TypeError):  # int64 rows with int32 cols: no silent conversion
-        cpu.sgd_mf_epoch(a["rows"].astype(np.int64), a["cols"], a["values"], a["user_factors"],
-                         a["item_factors"], learning_rate=0.1, regularization=0.1,
-                         bias_regularization=0.1, global_mean=0.0)
+        cpu.sgd_mf_epoch(
+            a["rows"].astype(np.int64),
+            a["cols"],
+            a["values"],
+            a["user_factors"],
+            a["item_factors"],
+            learning_rate=0.1,
+            regularization=0.1,
+            bias_regularization=0.1,
+            global_mean=0.0,
+        )

@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import MF_BACKENDS
 
 import recfast
 from recfast.datasets import load_movielens, synthetic_ratings
-
-from conftest import MF_BACKENDS
 
 FAST = [b for b in MF_BACKENDS if b != "reference"]
 
@@ -23,9 +22,15 @@ def data():
 @pytest.mark.parametrize("solver", ["adagrad", "sgd"])
 def test_fit_learns_planted_structure(data, backend, solver):
     _, train, test = data
-    m = recfast.MatrixFactorization(factors=8, epochs=30, regularization=0.02, solver=solver,
-                                    learning_rate=0.1 if solver == "adagrad" else 0.02,
-                                    random_state=0, backend=backend)
+    m = recfast.MatrixFactorization(
+        factors=8,
+        epochs=30,
+        regularization=0.02,
+        solver=solver,
+        learning_rate=0.1 if solver == "adagrad" else 0.02,
+        random_state=0,
+        backend=backend,
+    )
     m.fit(train, validation=test)
     baseline = float(np.sqrt(np.mean((test.values - train.values.mean()) ** 2)))
     assert m.history_["val_rmse"][-1] < 0.6 * baseline
@@ -38,9 +43,12 @@ def test_backends_agree_on_fit(data):
     """cpu, numba and reference lay out and update identically: same model to rounding."""
     _, train, _ = data
     sub = train.subset(slice(0, 2500))
-    models = [recfast.MatrixFactorization(factors=5, epochs=3, random_state=3, backend=b,
-                                          dtype=np.float64, num_threads=1).fit(sub)
-              for b in MF_BACKENDS]
+    models = [
+        recfast.MatrixFactorization(
+            factors=5, epochs=3, random_state=3, backend=b, dtype=np.float64, num_threads=1
+        ).fit(sub)
+        for b in MF_BACKENDS
+    ]
     for m in models[1:]:
         np.testing.assert_allclose(m.user_factors_, models[0].user_factors_, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(m.item_bias_, models[0].item_bias_, rtol=1e-9, atol=1e-12)
@@ -49,8 +57,12 @@ def test_backends_agree_on_fit(data):
 @pytest.mark.parametrize("backend", FAST)
 def test_fit_deterministic_across_thread_counts(data, backend):
     r, _, _ = data
-    fits = [recfast.MatrixFactorization(factors=16, epochs=3, random_state=7, backend=backend,
-                                        num_threads=t).fit(r) for t in (1, 2)]
+    fits = [
+        recfast.MatrixFactorization(
+            factors=16, epochs=3, random_state=7, backend=backend, num_threads=t
+        ).fit(r)
+        for t in (1, 2)
+    ]
     np.testing.assert_array_equal(fits[0].user_factors_, fits[1].user_factors_)
     np.testing.assert_array_equal(fits[0].item_factors_, fits[1].item_factors_)
 
@@ -73,8 +85,12 @@ def test_predict_and_recommend(data):
     m = recfast.MatrixFactorization(factors=8, epochs=5, random_state=0).fit(train)
     users = np.array([0, 5, 7])
     items = np.array([1, 2, 3])
-    manual = (m.global_mean_ + m.user_bias_[users] + m.item_bias_[items]
-              + (m.user_factors_[users] * m.item_factors_[items]).sum(1))
+    manual = (
+        m.global_mean_
+        + m.user_bias_[users]
+        + m.item_bias_[items]
+        + (m.user_factors_[users] * m.item_factors_[items]).sum(1)
+    )
     np.testing.assert_allclose(m.predict(users, items, clip=False), manual, rtol=1e-5)
     assert np.all(m.predict(users, items) <= train.values.max())
     seen = train.to_csr()
@@ -88,14 +104,18 @@ def test_predict_and_recommend(data):
         np.testing.assert_allclose(np.sort(all_scores)[::-1][:15], scores[row], rtol=1e-5)
     # more than is left: padded with -1 / -inf
     ids, scores = m.recommend(0, n=500)
-    assert ids.shape == (1, 500) and (ids[0, 200:] == -1).all() and np.isneginf(scores[0, 200:]).all()
+    assert (
+        ids.shape == (1, 500) and (ids[0, 200:] == -1).all() and np.isneginf(scores[0, 200:]).all()
+    )
     with pytest.raises(ValueError, match="users"):
         m.predict([300], [0])
 
 
 def test_save_load_round_trip(tmp_path, data):
     _, train, test = data
-    m = recfast.MatrixFactorization(factors=6, epochs=3, random_state=0, dtype=np.float64).fit(train)
+    m = recfast.MatrixFactorization(factors=6, epochs=3, random_state=0, dtype=np.float64).fit(
+        train
+    )
     path = tmp_path / "model.npz"
     m.save(path)
     m2 = recfast.MatrixFactorization.load(path)
@@ -111,8 +131,15 @@ def test_save_load_round_trip(tmp_path, data):
 
 def test_early_stopping_keeps_best(data):
     _, train, test = data
-    m = recfast.MatrixFactorization(factors=32, epochs=60, regularization=0.0, solver="sgd",
-                                    learning_rate=0.05, learning_rate_decay=1.0, random_state=0)
+    m = recfast.MatrixFactorization(
+        factors=32,
+        epochs=60,
+        regularization=0.0,
+        solver="sgd",
+        learning_rate=0.05,
+        learning_rate_decay=1.0,
+        random_state=0,
+    )
     m.fit(train, validation=test, early_stopping=3)
     best = m.history_["best_epoch"]
     assert len(m.history_["val_rmse"]) <= 60
@@ -122,8 +149,9 @@ def test_early_stopping_keeps_best(data):
 
 def test_divergence_names_the_epoch(data):
     _, train, _ = data
-    m = recfast.MatrixFactorization(factors=8, epochs=10, solver="sgd", learning_rate=50.0,
-                                    random_state=0)
+    m = recfast.MatrixFactorization(
+        factors=8, epochs=10, solver="sgd", learning_rate=50.0, random_state=0
+    )
     with pytest.raises(FloatingPointError, match=r"epoch \d+ of 10"):
         m.fit(train)
 

@@ -4,13 +4,12 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import MF_BACKENDS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import recfast
 from recfast.testing import TOLERANCE, assert_close, random_mf_problem
-
-from conftest import MF_BACKENDS
 
 FAST = [b for b in MF_BACKENDS if b != "reference"]
 
@@ -21,9 +20,21 @@ def run_epochs(p, backend, epochs=3, ada=False, biased=True, **kw):
     acc = dict(user_accum=np.ones(len(U), dt), item_accum=np.ones(len(V), dt)) if ada else {}
     bias = dict(user_bias=ub, item_bias=ib) if biased else {}
     losses = [
-        recfast.sgd_mf_epoch(p.rows, p.cols, p.values, U, V, global_mean=3.0, learning_rate=0.05,
-                             regularization=0.02, bias_regularization=0.01, backend=backend,
-                             **bias, **acc, **kw)
+        recfast.sgd_mf_epoch(
+            p.rows,
+            p.cols,
+            p.values,
+            U,
+            V,
+            global_mean=3.0,
+            learning_rate=0.05,
+            regularization=0.02,
+            bias_regularization=0.01,
+            backend=backend,
+            **bias,
+            **acc,
+            **kw,
+        )
         for _ in range(epochs)
     ]
     return U, V, ub, ib, losses, acc
@@ -52,9 +63,20 @@ def test_reference_hand_computed():
     # One rating, k=1: pred = 3 + 0.1 + 0.2 + 0.5*0.4 = 3.5, e = 0.5.
     U, V = np.array([[0.5]]), np.array([[0.4]])
     ub, ib = np.array([0.1]), np.array([0.2])
-    loss = recfast.sgd_mf_epoch([0], [0], np.array([4.0]), U, V, user_bias=ub, item_bias=ib,
-                                global_mean=3.0, learning_rate=0.1, regularization=0.5,
-                                bias_regularization=0.0, backend="reference")
+    loss = recfast.sgd_mf_epoch(
+        [0],
+        [0],
+        np.array([4.0]),
+        U,
+        V,
+        user_bias=ub,
+        item_bias=ib,
+        global_mean=3.0,
+        learning_rate=0.1,
+        regularization=0.5,
+        bias_regularization=0.0,
+        backend="reference",
+    )
     assert loss == pytest.approx(0.25)
     assert U[0, 0] == pytest.approx(0.5 + 0.1 * (0.5 * 0.4 - 0.5 * 0.5))
     assert V[0, 0] == pytest.approx(0.4 + 0.1 * (0.5 * 0.5 - 0.5 * 0.4))
@@ -62,8 +84,14 @@ def test_reference_hand_computed():
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(n_users=st.integers(1, 30), n_items=st.integers(1, 30), nnz=st.integers(0, 200),
-       k=st.integers(1, 40), f32=st.booleans(), seed=st.integers(0, 2**32 - 1))
+@given(
+    n_users=st.integers(1, 30),
+    n_items=st.integers(1, 30),
+    nnz=st.integers(0, 200),
+    k=st.integers(1, 40),
+    f32=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_random_shapes(n_users, n_items, nnz, k, f32, seed):
     dtype = np.float32 if f32 else np.float64
     p = random_mf_problem(n_users, n_items, nnz, k, dtype=dtype, seed=seed)
@@ -117,8 +145,7 @@ def test_blocked_schedule_equals_sequential(backend, threads):
     p = random_mf_problem(300, 200, n, 8, dtype=np.float64, seed=4)
     rows, cols, values, bp = recfast.mf_block_layout(p.rows, p.cols, p.values, 300, 200, 6, seed=1)
     p.rows, p.cols, p.values = rows, cols, values
-    seq = run_epochs(p, "reference" if backend == "reference" else backend, epochs=2,
-                     num_threads=1)
+    seq = run_epochs(p, "reference" if backend == "reference" else backend, epochs=2, num_threads=1)
     blk = run_epochs(p, backend, epochs=2, block_ptr=bp, n_blocks=6, num_threads=threads)
     for a, b in zip(blk[:5], seq[:5]):
         assert_close(a, b, np.float64)
@@ -149,9 +176,21 @@ def test_hogwild_converges(backend):
     values = (Ut[rows] * Vt[cols]).sum(1).astype(np.float32)
     U = (rng.standard_normal((n_users, k)) * 0.1).astype(np.float32)
     V = (rng.standard_normal((n_items, k)) * 0.1).astype(np.float32)
-    losses = [recfast.sgd_mf_epoch(rows, cols, values, U, V, learning_rate=0.02,
-                                   regularization=0.001, num_threads=2, backend=backend) / 60000
-              for _ in range(30)]
+    losses = [
+        recfast.sgd_mf_epoch(
+            rows,
+            cols,
+            values,
+            U,
+            V,
+            learning_rate=0.02,
+            regularization=0.001,
+            num_threads=2,
+            backend=backend,
+        )
+        / 60000
+        for _ in range(30)
+    ]
     assert losses[-1] < 0.1 * losses[0]
     assert losses[-1] < 0.05
 
@@ -160,8 +199,18 @@ def test_hogwild_converges(backend):
 def test_empty_input_is_noop(backend):
     p = random_mf_problem(5, 4, 0, 3, seed=7)
     U, V, ub, ib = p.copy_state()
-    loss = recfast.sgd_mf_epoch(p.rows, p.cols, p.values, U, V, user_bias=ub, item_bias=ib,
-                                learning_rate=0.1, regularization=0.1, backend=backend)
+    loss = recfast.sgd_mf_epoch(
+        p.rows,
+        p.cols,
+        p.values,
+        U,
+        V,
+        user_bias=ub,
+        item_bias=ib,
+        learning_rate=0.1,
+        regularization=0.1,
+        backend=backend,
+    )
     assert loss == 0.0
     np.testing.assert_array_equal(U, p.user_factors)
 
@@ -173,8 +222,16 @@ def test_divergence_raises_floating_point_error(backend):
     p.values *= 1e6
     with pytest.raises(FloatingPointError, match="diverged"):
         for _ in range(20):
-            recfast.sgd_mf_epoch(p.rows, p.cols, p.values, U, V, learning_rate=10.0,
-                                 regularization=0.0, backend=backend)
+            recfast.sgd_mf_epoch(
+                p.rows,
+                p.cols,
+                p.values,
+                U,
+                V,
+                learning_rate=10.0,
+                regularization=0.0,
+                backend=backend,
+            )
 
 
 @pytest.mark.parametrize("backend", FAST)
@@ -215,8 +272,17 @@ def test_gil_is_released_during_kernel():
 
     t = threading.Thread(target=ticker)
     t.start()
-    recfast.sgd_mf_epoch(p.rows, p.cols, p.values, U, V, learning_rate=0.01, regularization=0.01,
-                         num_threads=1, backend="cpu")
+    recfast.sgd_mf_epoch(
+        p.rows,
+        p.cols,
+        p.values,
+        U,
+        V,
+        learning_rate=0.01,
+        regularization=0.01,
+        num_threads=1,
+        backend="cpu",
+    )
     done.set()
     t.join()
     assert len(ticks) > 5

@@ -57,42 +57,137 @@ def _update(U, V, ub, ib, ua, ia, u, i, r, mu, lr, reg, breg, biased, ada):
 
 
 @njit(cache=True, nogil=True)
-def _span(rows, cols, values, U, V, ub, ib, ua, ia, order, use_order, lo, hi, mu, lr, reg, breg,
-          biased, ada):
+def _span(
+    rows,
+    cols,
+    values,
+    U,
+    V,
+    ub,
+    ib,
+    ua,
+    ia,
+    order,
+    use_order,
+    lo,
+    hi,
+    mu,
+    lr,
+    reg,
+    breg,
+    biased,
+    ada,
+):
     sse = 0.0
     for j in range(lo, hi):
         n = order[j] if use_order else j
-        e2 = _update(U, V, ub, ib, ua, ia, rows[n], cols[n], values[n], mu, lr, reg, breg, biased, ada)
+        e2 = _update(
+            U, V, ub, ib, ua, ia, rows[n], cols[n], values[n], mu, lr, reg, breg, biased, ada
+        )
         sse += e2
     return sse
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _blocked(rows, cols, values, U, V, ub, ib, ua, ia, block_ptr, nb, mu, lr, reg, breg, biased, ada):
+def _blocked(
+    rows, cols, values, U, V, ub, ib, ua, ia, block_ptr, nb, mu, lr, reg, breg, biased, ada
+):
     # Blocks of one stratum share no user and no item: parallel, and equal to the sequential pass.
     block_sse = np.zeros(nb * nb)
     for s in range(nb):
         for b in prange(nb):
             bid = s * nb + b
-            block_sse[bid] = _span(rows, cols, values, U, V, ub, ib, ua, ia, block_ptr, False,
-                                   block_ptr[bid], block_ptr[bid + 1], mu, lr, reg, breg, biased, ada)
+            block_sse[bid] = _span(
+                rows,
+                cols,
+                values,
+                U,
+                V,
+                ub,
+                ib,
+                ua,
+                ia,
+                block_ptr,
+                False,
+                block_ptr[bid],
+                block_ptr[bid + 1],
+                mu,
+                lr,
+                reg,
+                breg,
+                biased,
+                ada,
+            )
     return block_sse.sum()
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _hogwild(rows, cols, values, U, V, ub, ib, ua, ia, order, use_order, n, nt, mu, lr, reg, breg,
-             biased, ada):
+def _hogwild(
+    rows,
+    cols,
+    values,
+    U,
+    V,
+    ub,
+    ib,
+    ua,
+    ia,
+    order,
+    use_order,
+    n,
+    nt,
+    mu,
+    lr,
+    reg,
+    breg,
+    biased,
+    ada,
+):
     part = np.zeros(nt)
     for t in prange(nt):
-        part[t] = _span(rows, cols, values, U, V, ub, ib, ua, ia, order, use_order, n * t // nt,
-                        n * (t + 1) // nt, mu, lr, reg, breg, biased, ada)
+        part[t] = _span(
+            rows,
+            cols,
+            values,
+            U,
+            V,
+            ub,
+            ib,
+            ua,
+            ia,
+            order,
+            use_order,
+            n * t // nt,
+            n * (t + 1) // nt,
+            mu,
+            lr,
+            reg,
+            breg,
+            biased,
+            ada,
+        )
     return part.sum()
 
 
 def sgd_mf_epoch(
-    rows, cols, values, user_factors, item_factors, user_bias=None, item_bias=None,
-    user_accum=None, item_accum=None, order=None, block_ptr=None, n_blocks=0, *,
-    learning_rate, regularization, bias_regularization, global_mean, num_threads=1,
+    rows,
+    cols,
+    values,
+    user_factors,
+    item_factors,
+    user_bias=None,
+    item_bias=None,
+    user_accum=None,
+    item_accum=None,
+    order=None,
+    block_ptr=None,
+    n_blocks=0,
+    *,
+    learning_rate,
+    regularization,
+    bias_regularization,
+    global_mean,
+    num_threads=1,
 ) -> float:
     """Numba SGD epoch; see ``recfast.sgd_mf_epoch``. Returns the sum of squared errors."""
     U, V = user_factors, item_factors
@@ -136,8 +231,20 @@ def _splitmix64(state):
 
 
 @njit(cache=True, nogil=True)
-def _layout(rows, cols, values, n_users, n_items, nb, shuffle, seed, rows_out, cols_out,
-            values_out, block_ptr):
+def _layout(
+    rows,
+    cols,
+    values,
+    n_users,
+    n_items,
+    nb,
+    shuffle,
+    seed,
+    rows_out,
+    cols_out,
+    values_out,
+    block_ptr,
+):
     nnz = rows.shape[0]
     blk = np.empty(nnz, np.int64)
     for j in range(nnz):
@@ -183,12 +290,25 @@ def _layout(rows, cols, values, n_users, n_items, nb, shuffle, seed, rows_out, c
             s = e
 
 
-def mf_block_layout(rows, cols, values, n_users: int, n_items: int, n_blocks: int, seed=None,
-                    num_threads: int = 1):
+def mf_block_layout(
+    rows, cols, values, n_users: int, n_items: int, n_blocks: int, seed=None, num_threads: int = 1
+):
     """Numba block layout; see ``recfast.mf_block_layout``."""
     nb = int(n_blocks)
     rows_out, cols_out, values_out = np.empty_like(rows), np.empty_like(cols), np.empty_like(values)
     block_ptr = np.zeros(nb * nb + 1, np.int64)
-    _layout(rows, cols, values, int(n_users), int(n_items), nb, seed is not None,
-            np.uint64(0 if seed is None else seed), rows_out, cols_out, values_out, block_ptr)
+    _layout(
+        rows,
+        cols,
+        values,
+        int(n_users),
+        int(n_items),
+        nb,
+        seed is not None,
+        np.uint64(0 if seed is None else seed),
+        rows_out,
+        cols_out,
+        values_out,
+        block_ptr,
+    )
     return rows_out, cols_out, values_out, block_ptr

@@ -8,16 +8,26 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recfast.bench", description=__doc__)
-    parser.add_argument("suite", nargs="?", default="mf", choices=["mf"],
-                        help="which benchmark suite to run (default: mf)")
-    parser.add_argument("--quick", action="store_true",
-                        help="small data (a smoke run of a few seconds) instead of the full size")
-    parser.add_argument("--peers", action="store_true",
-                        help="add peer libraries when installed (Surprise, libmf)")
+    parser.add_argument(
+        "suite",
+        nargs="?",
+        default="mf",
+        choices=["mf"],
+        help="which benchmark suite to run (default: mf)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small data (a smoke run of a few seconds) instead of the full size",
+    )
+    parser.add_argument(
+        "--peers", action="store_true", help="add peer libraries when installed (Surprise, libmf)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="threads for parallel kernels")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median reported)")
-    parser.add_argument("--data", default=None,
-                        help="MovieLens 100K folder for the real-data rows (default: skip)")
+    parser.add_argument(
+        "--data", default=None, help="MovieLens 100K folder for the real-data rows (default: skip)"
+    )
     parser.add_argument("--json", default=None, help="append results as JSON lines to this file")
     args = parser.parse_args(argv)
     from recfast.bench import mf

@@ -26,8 +26,19 @@ def check_correctness() -> None:
     out = {}
     for b in live_backends("sgd_mf_epoch"):
         U, V, ub, ib = p.copy_state()
-        recfast.sgd_mf_epoch(p.rows, p.cols, p.values, U, V, user_bias=ub, item_bias=ib,
-                             learning_rate=0.05, regularization=0.02, num_threads=1, backend=b)
+        recfast.sgd_mf_epoch(
+            p.rows,
+            p.cols,
+            p.values,
+            U,
+            V,
+            user_bias=ub,
+            item_bias=ib,
+            learning_rate=0.05,
+            regularization=0.02,
+            num_threads=1,
+            backend=b,
+        )
         out[b] = U
     for b, U in out.items():
         assert_close(U, out["reference"], np.float64, f"{b} vs reference")
@@ -35,9 +46,12 @@ def check_correctness() -> None:
 
 def _state(n_users: int, n_items: int, seed: int = 0):
     rng = np.random.default_rng(seed)
-    return ((rng.standard_normal((n_users, K)) * 0.1).astype(np.float32),
-            (rng.standard_normal((n_items, K)) * 0.1).astype(np.float32),
-            np.zeros(n_users, np.float32), np.zeros(n_items, np.float32))
+    return (
+        (rng.standard_normal((n_users, K)) * 0.1).astype(np.float32),
+        (rng.standard_normal((n_items, K)) * 0.1).astype(np.float32),
+        np.zeros(n_users, np.float32),
+        np.zeros(n_items, np.float32),
+    )
 
 
 def run(args: Any) -> int:
@@ -51,15 +65,27 @@ def run(args: Any) -> int:
     rows: list[dict[str, Any]] = []
 
     def add(name: str, threads: int, seconds: float, spread: float, updates: int, **extra):
-        rows.append(dict(case=name, threads=threads, seconds=seconds, spread=spread,
-                         updates_per_s=updates / seconds, **extra))
+        rows.append(
+            dict(
+                case=name,
+                threads=threads,
+                seconds=seconds,
+                spread=spread,
+                updates_per_s=updates / seconds,
+                **extra,
+            )
+        )
 
     # The yardstick: a plain single-threaded Numba loop over the same data.
     from recfast.bench.baseline import numba_sgd_fit, numba_sgd_loop
 
     U, V, ub, ib = _state(nu, ni)
-    t, s = measure(lambda: numba_sgd_loop(r, c, v, U, V, ub, ib, np.float32(mu), np.float32(LR),
-                                          np.float32(REG)), reps)
+    t, s = measure(
+        lambda: numba_sgd_loop(
+            r, c, v, U, V, ub, ib, np.float32(mu), np.float32(LR), np.float32(REG)
+        ),
+        reps,
+    )
     add("numba plain loop (baseline), epoch", 1, t, s, nnz)
     base = nnz / t
 
@@ -69,9 +95,16 @@ def run(args: Any) -> int:
             continue
         for threads in sorted({1, nt}):
             U, V, ub, ib = _state(nu, ni)
-            t, s = measure(lambda: recfast.sgd_mf_epoch(
-                r, c, v, U, V, user_bias=ub, item_bias=ib, global_mean=mu, learning_rate=LR,
-                regularization=REG, num_threads=threads, backend=b), reps)
+            kw = dict(
+                user_bias=ub,
+                item_bias=ib,
+                global_mean=mu,
+                learning_rate=LR,
+                regularization=REG,
+                num_threads=threads,
+                backend=b,
+            )
+            t, s = measure(lambda U=U, V=V, kw=kw: recfast.sgd_mf_epoch(r, c, v, U, V, **kw), reps)
             add(f"sgd_mf_epoch[{b}], caller's order", threads, t, s, nnz)
 
     # End to end: 10 epochs of fit (layout included) vs the plain loop running 10 epochs.
@@ -84,13 +117,23 @@ def run(args: Any) -> int:
         fits = []
 
         def fit(b=b, fits=fits):
-            fits.append(recfast.MatrixFactorization(factors=K, epochs=epochs, num_threads=nt,
-                                                    backend=b, random_state=0).fit(data))
+            fits.append(
+                recfast.MatrixFactorization(
+                    factors=K, epochs=epochs, num_threads=nt, backend=b, random_state=0
+                ).fit(data)
+            )
 
         t, s = measure(fit, reps)
         lay = float(np.median([m.history_["layout_seconds"] for m in fits]))
-        add(f"MatrixFactorization.fit[{b}] 10 epochs", nt, t, s, nnz * epochs,
-            layout_share=lay / t, train_rmse=fits[-1].history_["train_rmse"][-1])
+        add(
+            f"MatrixFactorization.fit[{b}] 10 epochs",
+            nt,
+            t,
+            s,
+            nnz * epochs,
+            layout_share=lay / t,
+            train_rmse=fits[-1].history_["train_rmse"][-1],
+        )
 
     if args.data:
         _movielens_rows(Path(args.data), nt, reps, add)
@@ -112,12 +155,21 @@ def _movielens_rows(path: Path, nt: int, reps: int, add) -> None:
     models = []
 
     def fit():
-        models.append(recfast.MatrixFactorization(factors=64, epochs=20, num_threads=nt,
-                                                  random_state=0).fit(train))
+        models.append(
+            recfast.MatrixFactorization(factors=64, epochs=20, num_threads=nt, random_state=0).fit(
+                train
+            )
+        )
 
     t, s = measure(fit, reps)
-    add("ml-100k u1.base fit, k=64, 20 epochs", nt, t, s, len(train) * 20,
-        test_rmse=models[-1].score(test))
+    add(
+        "ml-100k u1.base fit, k=64, 20 epochs",
+        nt,
+        t,
+        s,
+        len(train) * 20,
+        test_rmse=models[-1].score(test),
+    )
 
 
 def _peer_rows(data, nt: int, add) -> None:
@@ -130,23 +182,36 @@ def _peer_rows(data, nt: int, add) -> None:
             kwargs["num_threads"] = nt
         res = fn(train, **kwargs)
         if res.available and res.fit_seconds:
-            add(f"peer: {res.name}, fit 10 epochs", nt if fn is peers_mf.libmf_mf else 1,
-                res.fit_seconds, 0.0, len(train[2]) * 10)
+            add(
+                f"peer: {res.name}, fit 10 epochs",
+                nt if fn is peers_mf.libmf_mf else 1,
+                res.fit_seconds,
+                0.0,
+                len(train[2]) * 10,
+            )
         else:
             print(f"peer {res.name}: not measured ({res.reason})")
 
 
 def _print_table(rows, base: float, size: dict, nt: int) -> None:
-    print(f"\nSGD-MF benchmark: {size['nnz']:,} ratings, {size['n_users']:,} users x "
-          f"{size['n_items']:,} items, k={K}, float32; {nt} threads; median of repeats")
-    print(f"{'case':<46} {'thr':>3} {'seconds':>9} {'spread':>7} {'M upd/s':>9} {'x numba':>8}  notes")
+    print(
+        f"\nSGD-MF benchmark: {size['nnz']:,} ratings, {size['n_users']:,} users x "
+        f"{size['n_items']:,} items, k={K}, float32; {nt} threads; median of repeats"
+    )
+    print(
+        f"{'case':<46} {'thr':>3} {'seconds':>9} {'spread':>7} {'M upd/s':>9} {'x numba':>8}  notes"
+    )
     for r in rows:
         notes = []
         if "layout_share" in r:
             notes.append(f"layout {100 * r['layout_share']:.0f}% of time")
         if "test_rmse" in r:
             notes.append(f"test RMSE {r['test_rmse']:.4f}")
-        print(f"{r['case']:<46} {r['threads']:>3} {r['seconds']:>9.3f} {r['spread']:>6.0%} "
-              f"{r['updates_per_s'] / 1e6:>9.2f} {r['updates_per_s'] / base:>8.2f}  {'; '.join(notes)}")
-    print(f"(x numba: updates/s relative to the plain single-threaded Numba loop, {base / 1e6:.2f} "
-          f"M updates/s here; {time.strftime('%Y-%m-%d')})")
+        print(
+            f"{r['case']:<46} {r['threads']:>3} {r['seconds']:>9.3f} {r['spread']:>6.0%} "
+            f"{r['updates_per_s'] / 1e6:>9.2f} {r['updates_per_s'] / base:>8.2f}  {'; '.join(notes)}"
+        )
+    print(
+        f"(x numba: updates/s relative to the plain single-threaded Numba loop, {base / 1e6:.2f} "
+        f"M updates/s here; {time.strftime('%Y-%m-%d')})"
+    )

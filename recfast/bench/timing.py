@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 
-def measure(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1,
-            setup: Callable[[], Any] | None = None) -> tuple[float, float]:
+def measure(
+    fn: Callable[[], Any], repeats: int = 3, warmup: int = 1, setup: Callable[[], Any] | None = None
+) -> tuple[float, float]:
     """(median seconds, spread = (max - min) / median) of ``fn()`` over ``repeats`` runs."""
     for _ in range(warmup):
         if setup:
@@ -39,12 +40,19 @@ def machine() -> dict[str, Any]:
     model = ""
     try:
         with open("/proc/cpuinfo") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+            model = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), ""
+            )
     except OSError:
         pass
-    return {"recfast": recfast.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "cpu": model, "cores": os.cpu_count(),
-            "simd": mod.simd_level() if mod else None}
+    return {
+        "recfast": recfast.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "simd": mod.simd_level() if mod else None,
+    }
 
 
 def write_json(path: str | None, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:

@@ -28,8 +28,9 @@ _SOLVERS = ("adagrad", "sgd")
 _DEFAULT_LR = {"adagrad": 0.1, "sgd": 0.01}
 
 
-def as_triplet(ratings: Any, name: str = "ratings") -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                           tuple[int, int] | None]:
+def as_triplet(
+    ratings: Any, name: str = "ratings"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int] | None]:
     """``(rows, cols, values, shape or None)`` from scipy.sparse, a recfast Ratings, or a tuple.
 
     Every stored entry of a sparse matrix is a rating (explicit zeros included).
@@ -124,9 +125,22 @@ class MatrixFactorization:
 
     # -- hyper-parameters -------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
-        keys = ("factors", "epochs", "learning_rate", "regularization", "bias_regularization",
-                "biases", "init_std", "learning_rate_decay", "solver", "n_blocks", "random_state",
-                "num_threads", "backend", "show_progress")
+        keys = (
+            "factors",
+            "epochs",
+            "learning_rate",
+            "regularization",
+            "bias_regularization",
+            "biases",
+            "init_std",
+            "learning_rate_decay",
+            "solver",
+            "n_blocks",
+            "random_state",
+            "num_threads",
+            "backend",
+            "show_progress",
+        )
         p = {k: getattr(self, k) for k in keys}
         p["dtype"] = np.dtype(self.dtype).name
         return p
@@ -145,11 +159,13 @@ class MatrixFactorization:
             epochs=check.positive_int("epochs", self.epochs) if self.epochs != 0 else 0,
             lr=check.scalar("learning_rate", lr, low=0.0, low_open=True),
             reg=reg,
-            breg=reg if self.bias_regularization is None else check.scalar(
-                "bias_regularization", self.bias_regularization, low=0.0),
+            breg=reg
+            if self.bias_regularization is None
+            else check.scalar("bias_regularization", self.bias_regularization, low=0.0),
             init_std=check.scalar("init_std", self.init_std, low=0.0),
-            decay=check.scalar("learning_rate_decay", self.learning_rate_decay, low=0.0,
-                               low_open=True, high=1.0),
+            decay=check.scalar(
+                "learning_rate_decay", self.learning_rate_decay, low=0.0, low_open=True, high=1.0
+            ),
             nt=resolve_num_threads(self.num_threads),
         )
 
@@ -182,8 +198,9 @@ class MatrixFactorization:
         return r, c, v, shape
 
     # -- fit ------------------------------------------------------------------------------
-    def fit(self, ratings: Any, validation: Any = None, early_stopping: int | None = None
-            ) -> MatrixFactorization:
+    def fit(
+        self, ratings: Any, validation: Any = None, early_stopping: int | None = None
+    ) -> MatrixFactorization:
         """Train on ``ratings``.
 
         Parameters
@@ -218,12 +235,19 @@ class MatrixFactorization:
         self.user_bias_ = np.zeros(n_users, dtype) if self.biases else None
         self.item_bias_ = np.zeros(n_items, dtype) if self.biases else None
         self.global_mean_ = float(values.mean(dtype=np.float64)) if nnz else 0.0
-        self.rating_range_ = (float(values.min()), float(values.max())) if nnz else (-np.inf, np.inf)
+        self.rating_range_ = (
+            (float(values.min()), float(values.max())) if nnz else (-np.inf, np.inf)
+        )
         ada = p["lr"] if self.solver == "adagrad" else None
         ua = np.ones(n_users, dtype) if ada else None
         ia = np.ones(n_items, dtype) if ada else None
-        self.history_: dict[str, Any] = {"loss": [], "train_rmse": [], "val_rmse": [],
-                                         "seconds": [], "layout_seconds": 0.0}
+        self.history_: dict[str, Any] = {
+            "loss": [],
+            "train_rmse": [],
+            "val_rmse": [],
+            "seconds": [],
+            "layout_seconds": 0.0,
+        }
         if nnz == 0 or p["epochs"] == 0:
             return self
 
@@ -232,8 +256,9 @@ class MatrixFactorization:
         t0 = time.perf_counter()
         nb = self._block_count(nnz, n_items, k, dtype.itemsize, nt)
         _, layout = select("mf_block_layout", self.backend)
-        rows, cols, values, block_ptr = layout(rows, cols, values, n_users, n_items, nb,
-                                               int(rng.integers(2**63)), nt)
+        rows, cols, values, block_ptr = layout(
+            rows, cols, values, n_users, n_items, nb, int(rng.integers(2**63)), nt
+        )
         self.history_["layout_seconds"] = time.perf_counter() - t0
         self.n_blocks_ = nb
 
@@ -248,15 +273,34 @@ class MatrixFactorization:
         try:
             for epoch in range(p["epochs"]):
                 t = time.perf_counter()
-                sse = kernel(rows, cols, values, self.user_factors_, self.item_factors_,
-                             self.user_bias_, self.item_bias_, ua, ia, None, block_ptr, nb,
-                             learning_rate=lr, regularization=p["reg"],
-                             bias_regularization=p["breg"], global_mean=self.global_mean_,
-                             num_threads=nt)
+                sse = kernel(
+                    rows,
+                    cols,
+                    values,
+                    self.user_factors_,
+                    self.item_factors_,
+                    self.user_bias_,
+                    self.item_bias_,
+                    ua,
+                    ia,
+                    None,
+                    block_ptr,
+                    nb,
+                    learning_rate=lr,
+                    regularization=p["reg"],
+                    bias_regularization=p["breg"],
+                    global_mean=self.global_mean_,
+                    num_threads=nt,
+                )
                 try:
-                    raise_if_diverged(sse, self.user_factors_, self.item_factors_,
-                                      self.user_bias_, self.item_bias_,
-                                      where=f" in epoch {epoch + 1} of {p['epochs']}")
+                    raise_if_diverged(
+                        sse,
+                        self.user_factors_,
+                        self.item_factors_,
+                        self.user_bias_,
+                        self.item_bias_,
+                        where=f" in epoch {epoch + 1} of {p['epochs']}",
+                    )
                 except DivergenceError as exc:
                     raise DivergenceError(f"{exc} (learning_rate={lr:g})") from None
                 self.history_["seconds"].append(time.perf_counter() - t)
@@ -286,8 +330,10 @@ class MatrixFactorization:
         return self
 
     def _state(self) -> tuple:
-        return tuple(None if a is None else a.copy() for a in
-                     (self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_))
+        return tuple(
+            None if a is None else a.copy()
+            for a in (self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_)
+        )
 
     def _set_state(self, s: tuple) -> None:
         self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_ = s
@@ -315,8 +361,9 @@ class MatrixFactorization:
         users = check.index_array("users", np.atleast_1d(users), self.user_factors_.shape[0])
         items = check.index_array("items", np.atleast_1d(items), self.item_factors_.shape[0])
         if users.shape != items.shape:
-            raise ValueError(f"users and items must have the same length, got {len(users)} and "
-                             f"{len(items)}")
+            raise ValueError(
+                f"users and items must have the same length, got {len(users)} and {len(items)}"
+            )
         return self._predict_idx(users, items, clip)
 
     def _rmse(self, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> float:
@@ -332,7 +379,9 @@ class MatrixFactorization:
         r, c, v, _ = self._triplet(ratings, "ratings", self.user_factors_.dtype, shape)
         return self._rmse(r, c, v)
 
-    def recommend(self, users: Any, n: int = 10, exclude: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(
+        self, users: Any, n: int = 10, exclude: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` items for each user by predicted rating.
 
         Parameters
@@ -350,8 +399,15 @@ class MatrixFactorization:
         offset = np.full(self.user_factors_.shape[0], self.global_mean_, self.user_factors_.dtype)
         if self.user_bias_ is not None:
             offset += self.user_bias_
-        return recommend_topk(self.user_factors_, self.item_factors_, users, n,
-                              item_bias=self.item_bias_, offset=offset, exclude=exclude)
+        return recommend_topk(
+            self.user_factors_,
+            self.item_factors_,
+            users,
+            n,
+            item_bias=self.item_bias_,
+            offset=offset,
+            exclude=exclude,
+        )
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
@@ -360,9 +416,13 @@ class MatrixFactorization:
         arrays = {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
         if self.user_bias_ is not None:
             arrays.update(user_bias=self.user_bias_, item_bias=self.item_bias_)
-        meta = {"format_version": FORMAT_VERSION, "params": self.get_params(),
-                "global_mean": self.global_mean_, "rating_range": list(self.rating_range_),
-                "history": self.history_}
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "params": self.get_params(),
+            "global_mean": self.global_mean_,
+            "rating_range": list(self.rating_range_),
+            "history": self.history_,
+        }
         with open(path, "wb") as f:  # a file object: numpy would append ".npz" to a bare name
             np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
 
@@ -374,8 +434,10 @@ class MatrixFactorization:
                 raise ValueError(f"{path} is not a recfast MatrixFactorization file")
             meta = json.loads(z["meta"].tobytes().decode())
             if meta.get("format_version") != FORMAT_VERSION:
-                raise ValueError(f"{path} has format version {meta.get('format_version')}; this "
-                                 f"recfast reads version {FORMAT_VERSION}")
+                raise ValueError(
+                    f"{path} has format version {meta.get('format_version')}; this "
+                    f"recfast reads version {FORMAT_VERSION}"
+                )
             arrays = {k: z[k] for k in z.files if k != "meta"}
         params = meta["params"]
         params["dtype"] = np.dtype(params["dtype"]).type

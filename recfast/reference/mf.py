@@ -6,9 +6,24 @@ import numpy as np
 
 
 def sgd_mf_epoch(
-    rows, cols, values, user_factors, item_factors, user_bias=None, item_bias=None,
-    user_accum=None, item_accum=None, order=None, block_ptr=None, n_blocks=0, *,
-    learning_rate, regularization, bias_regularization, global_mean, num_threads=1,
+    rows,
+    cols,
+    values,
+    user_factors,
+    item_factors,
+    user_bias=None,
+    item_bias=None,
+    user_accum=None,
+    item_accum=None,
+    order=None,
+    block_ptr=None,
+    n_blocks=0,
+    *,
+    learning_rate,
+    regularization,
+    bias_regularization,
+    global_mean,
+    num_threads=1,
 ) -> float:
     """One SGD epoch; returns the sum of squared errors, each taken before its update.
 
@@ -24,13 +39,49 @@ def sgd_mf_epoch(
     n_coords = T(k + (1 if biased else 0))
     sse = 0.0
     with np.errstate(all="ignore"):  # divergence is reported by the caller, as for every backend
-        sse = _loop(U, V, user_bias, item_bias, user_accum, item_accum, rows, cols, values, idx,
-                    lr, reg, breg, mu, biased, ada, n_coords, T)
+        sse = _loop(
+            U,
+            V,
+            user_bias,
+            item_bias,
+            user_accum,
+            item_accum,
+            rows,
+            cols,
+            values,
+            idx,
+            lr,
+            reg,
+            breg,
+            mu,
+            biased,
+            ada,
+            n_coords,
+            T,
+        )
     return sse
 
 
-def _loop(U, V, user_bias, item_bias, user_accum, item_accum, rows, cols, values, idx, lr, reg,
-          breg, mu, biased, ada, n_coords, T):
+def _loop(
+    U,
+    V,
+    user_bias,
+    item_bias,
+    user_accum,
+    item_accum,
+    rows,
+    cols,
+    values,
+    idx,
+    lr,
+    reg,
+    breg,
+    mu,
+    biased,
+    ada,
+    n_coords,
+    T,
+):
     sse = 0.0
     for n in idx:
         u, i, r = int(rows[n]), int(cols[n]), values[n]
@@ -75,8 +126,9 @@ def splitmix64(state: int) -> tuple[int, int]:
     return state, z ^ (z >> 31)
 
 
-def mf_block_layout(rows, cols, values, n_users: int, n_items: int, n_blocks: int, seed=None,
-                    num_threads: int = 1):
+def mf_block_layout(
+    rows, cols, values, n_users: int, n_items: int, n_blocks: int, seed=None, num_threads: int = 1
+):
     """Lay ratings out for the blocked (FPSGD) schedule; see ``recfast.mf_block_layout``."""
     nb = int(n_blocks)
     r, c = rows.astype(np.int64), cols.astype(np.int64)

@@ -1,0 +1,41 @@
+"""Type stub of the compiled module recfast._cpu (csrc/bindings). Arrays must already have the
+exact dtype and be C-contiguous: the bindings never convert (index arrays especially)."""
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+openmp: bool
+
+def simd_level() -> str: ...
+def omp_max_threads() -> int: ...
+def sgd_mf_epoch(
+    rows: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+    values: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    user_factors: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    item_factors: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    user_bias: npt.NDArray[np.floating] | None = None,
+    item_bias: npt.NDArray[np.floating] | None = None,
+    user_accum: npt.NDArray[np.floating] | None = None,
+    item_accum: npt.NDArray[np.floating] | None = None,
+    order: npt.NDArray[np.int64] | None = None,
+    block_ptr: npt.NDArray[np.int64] | None = None,
+    n_blocks: int = 0,
+    *,
+    learning_rate: float,
+    regularization: float,
+    bias_regularization: float,
+    global_mean: float,
+    num_threads: int = 1,
+) -> float: ...
+def mf_block_layout(
+    rows: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+    values: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    n_users: int,
+    n_items: int,
+    n_blocks: int,
+    seed: int | None = None,
+    num_threads: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, npt.NDArray[np.int64]]: ...
