@@ -62,20 +62,25 @@ void block_layout(const LayoutArgs<T, I>& a) {
     const int64_t ub = ub_of[size_t(a.rows[j])], ib = ib_of[size_t(a.cols[j])];
     return ((ib - ub + nb) % nb) * nb + ub;
   };
-  // Pass 1: stable counting sort of rating ids by block.
+  // Pass 1: stable counting sort of the ratings by block into scratch arrays (sequential reads,
+  // nb*nb write streams).
   int64_t* bp = a.block_ptr;
   std::fill(bp, bp + nblk + 1, int64_t(0));
-  std::vector<int32_t> bid(static_cast<size_t>(nnz));
-  for (int64_t j = 0; j < nnz; ++j) {
-    bid[size_t(j)] = int32_t(block_of(j));
-    ++bp[bid[size_t(j)] + 1];
-  }
+  for (int64_t j = 0; j < nnz; ++j) ++bp[block_of(j) + 1];
   for (int64_t b = 0; b < nblk; ++b) bp[b + 1] += bp[b];
-  std::vector<int64_t> ids(static_cast<size_t>(nnz)), next(bp, bp + nblk);
-  for (int64_t j = 0; j < nnz; ++j) ids[size_t(next[size_t(bid[size_t(j)])]++)] = j;
-  bid.clear();
-  bid.shrink_to_fit();
-  // Pass 2, block by block (independent, so parallel): counting sort by user, gather, shuffle.
+  std::vector<I> tr(static_cast<size_t>(nnz)), tc(static_cast<size_t>(nnz));
+  std::vector<T> tv(static_cast<size_t>(nnz));
+  {
+    std::vector<int64_t> next(bp, bp + nblk);
+    for (int64_t j = 0; j < nnz; ++j) {
+      const int64_t pos = next[size_t(block_of(j))]++;
+      tr[size_t(pos)] = a.rows[j];
+      tc[size_t(pos)] = a.cols[j];
+      tv[size_t(pos)] = a.values[j];
+    }
+  }
+  // Pass 2, block by block (independent, cache-resident, so parallel): counting sort by user,
+  // then shuffle each user's run.
 #pragma omp parallel num_threads(a.num_threads)
   {
     std::vector<int64_t> cnt;
@@ -84,14 +89,13 @@ void block_layout(const LayoutArgs<T, I>& a) {
       const int64_t lo = bp[b], hi = bp[b + 1], ub = b % nb;
       const int64_t u0 = first_user[size_t(ub)], nu = first_user[size_t(ub) + 1] - u0;
       cnt.assign(size_t(nu) + 1, 0);
-      for (int64_t t = lo; t < hi; ++t) ++cnt[size_t(a.rows[ids[size_t(t)]] - u0) + 1];
+      for (int64_t t = lo; t < hi; ++t) ++cnt[size_t(tr[size_t(t)] - u0) + 1];
       for (int64_t u = 0; u < nu; ++u) cnt[size_t(u) + 1] += cnt[size_t(u)];
       for (int64_t t = lo; t < hi; ++t) {
-        const int64_t j = ids[size_t(t)];
-        const int64_t pos = lo + cnt[size_t(a.rows[j] - u0)]++;
-        a.rows_out[pos] = a.rows[j];
-        a.cols_out[pos] = a.cols[j];
-        a.values_out[pos] = a.values[j];
+        const int64_t pos = lo + cnt[size_t(tr[size_t(t)] - u0)]++;
+        a.rows_out[pos] = tr[size_t(t)];
+        a.cols_out[pos] = tc[size_t(t)];
+        a.values_out[pos] = tv[size_t(t)];
       }
       if (!a.shuffle) continue;
       uint64_t state = a.seed + uint64_t(b);
