@@ -13,6 +13,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
+
 from recfast._backends import BackendInfo, BackendUnavailableError, backends, use_backend
 from recfast._config import show_config
 from recfast._threads import get_num_threads, set_num_threads
@@ -33,3 +34,28 @@ __all__ = [
     "use_backend",
     "__version__",
 ]
+
+
+# The extension is probed lazily, so this may run after the imports above.
+def _attach_installed_extension() -> None:
+    """``python -m ...`` from a source checkout imports this source folder, which holds no
+    compiled extension; let ``recfast._cpu`` resolve to the one pip installed, if any."""
+    import importlib.metadata as md
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    if any(here.glob("_cpu*.so")) or any(here.glob("_cpu*.pyd")):
+        return
+    try:
+        files = md.distribution("recfast").files or []
+    except md.PackageNotFoundError:
+        return
+    for f in files:
+        if f.name.startswith("_cpu.") and f.suffix in (".so", ".pyd"):
+            folder = Path(f.locate()).resolve().parent
+            if folder != here and str(folder) not in __path__:
+                __path__.append(str(folder))
+            return
+
+
+_attach_installed_extension()

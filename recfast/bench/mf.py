@@ -124,7 +124,7 @@ def run(args: Any) -> int:
             )
 
         t, s = measure(fit, reps)
-        lay = float(np.median([m.history_["layout_seconds"] for m in fits]))
+        lay = float(np.median([m.history_["layout_seconds"] for m in fits[-reps:]]))
         add(
             f"MatrixFactorization.fit[{b}] 10 epochs",
             nt,
