@@ -46,16 +46,15 @@ def _attach_installed_extension() -> None:
     here = Path(__file__).resolve().parent
     if any(here.glob("_cpu*.so")) or any(here.glob("_cpu*.pyd")):
         return
-    try:
-        files = md.distribution("recfast").files or []
-    except md.PackageNotFoundError:
-        return
-    for f in files:
-        if f.name.startswith("_cpu.") and f.suffix in (".so", ".pyd"):
-            folder = Path(f.locate()).resolve().parent
-            if folder != here and str(folder) not in __path__:
-                __path__.append(str(folder))
-            return
+    # Every installed copy, not just the first: a build leaves recfast.egg-info in the checkout,
+    # which lists no compiled files.
+    for dist in md.distributions(name="recfast"):
+        for f in dist.files or []:
+            if f.name.startswith("_cpu.") and f.suffix in (".so", ".pyd"):
+                folder = Path(f.locate()).resolve().parent
+                if folder != here and folder.is_dir() and str(folder) not in __path__:
+                    __path__.append(str(folder))
+                return
 
 
 _attach_installed_extension()
