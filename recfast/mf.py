@@ -150,8 +150,10 @@ def sgd_mf_epoch(
 
 def raise_if_diverged(sse: float, *arrays: np.ndarray | None, where: str = "") -> None:
     """Raise :class:`DivergenceError` when the loss or any array is not finite."""
+    # A sum is inf/NaN when any entry is (or, harmlessly, when it overflows: diverged anyway);
+    # summing in the array's own dtype keeps this check ~1 ms per epoch for 3M factors.
     bad = not np.isfinite(sse) or any(
-        a is not None and a.size and not np.isfinite(a.sum(dtype=np.float64)) for a in arrays
+        a is not None and a.size and not np.isfinite(a.sum()) for a in arrays
     )
     if bad:
         raise DivergenceError(
