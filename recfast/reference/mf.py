@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 
+@np.errstate(all="ignore")  # divergence is reported by the caller, as for every backend
 def sgd_mf_epoch(
     rows,
     cols,
@@ -37,51 +38,6 @@ def sgd_mf_epoch(
     idx = range(len(values)) if order is None else order
     biased, ada = user_bias is not None, user_accum is not None
     n_coords = T(k + (1 if biased else 0))
-    sse = 0.0
-    with np.errstate(all="ignore"):  # divergence is reported by the caller, as for every backend
-        sse = _loop(
-            U,
-            V,
-            user_bias,
-            item_bias,
-            user_accum,
-            item_accum,
-            rows,
-            cols,
-            values,
-            idx,
-            lr,
-            reg,
-            breg,
-            mu,
-            biased,
-            ada,
-            n_coords,
-            T,
-        )
-    return sse
-
-
-def _loop(
-    U,
-    V,
-    user_bias,
-    item_bias,
-    user_accum,
-    item_accum,
-    rows,
-    cols,
-    values,
-    idx,
-    lr,
-    reg,
-    breg,
-    mu,
-    biased,
-    ada,
-    n_coords,
-    T,
-):
     sse = 0.0
     for n in idx:
         u, i, r = int(rows[n]), int(cols[n]), values[n]
