@@ -249,6 +249,8 @@ def recommend_topk(
             raise ValueError(f"item_bias must have shape ({n_items},), got {item_bias.shape}")
     if offset is not None:
         offset = check.float_array("offset", offset, ndim=1, dtype=U.dtype)
+        if offset.shape != (U.shape[0],):
+            raise ValueError(f"offset must have shape ({U.shape[0]},), got {offset.shape}")
     if exclude is not None:
         import scipy.sparse as sp
 
