@@ -286,3 +286,18 @@ def test_gil_is_released_during_kernel():
     done.set()
     t.join()
     assert len(ticks) > 5
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("k", [1, 7, 16, 32, 33, 64, 128, 200])
+def test_every_k_matches_reference(backend, k):
+    """The cpu kernel has compile-time copies for k in {16, 32, 64, 128} and a runtime loop."""
+    p = random_mf_problem(30, 20, 300, k, dtype=np.float64, seed=k)
+    ref = run_epochs(p, "reference", epochs=2, num_threads=1)
+    out = run_epochs(p, backend, epochs=2, num_threads=1)
+    for a, b in zip(out[:4], ref[:4]):
+        assert_close(a, b, np.float64, f"k={k}")
+    ada_ref = run_epochs(p, "reference", epochs=2, ada=True, num_threads=1)
+    ada_out = run_epochs(p, backend, epochs=2, ada=True, num_threads=1)
+    for a, b in zip(ada_out[:4], ada_ref[:4]):
+        assert_close(a, b, np.float64, f"adagrad k={k}")
