@@ -102,7 +102,8 @@ void def_epoch(py::module_& m) {
   m.def("sgd_mf_epoch", &sgd_mf_epoch_py<T, I>, py::arg("rows").noconvert(),
         py::arg("cols").noconvert(), py::arg("values").noconvert(),
         py::arg("user_factors").noconvert(), py::arg("item_factors").noconvert(),
-        py::arg("user_bias").noconvert() = py::none(), py::arg("item_bias").noconvert() = py::none(),
+        py::arg("user_bias").noconvert() = py::none(),
+        py::arg("item_bias").noconvert() = py::none(),
         py::arg("user_accum").noconvert() = py::none(),
         py::arg("item_accum").noconvert() = py::none(), py::arg("order").noconvert() = py::none(),
         py::arg("block_ptr").noconvert() = py::none(), py::arg("n_blocks") = 0,
@@ -125,10 +126,20 @@ py::tuple block_layout_py(CArr<I> rows, CArr<I> cols, CArr<T> values, int64_t n_
   py::array_t<I> rows_out(nnz), cols_out(nnz);
   py::array_t<T> values_out(nnz);
   py::array_t<int64_t> block_ptr(n_blocks * n_blocks + 1);
-  LayoutArgs<T, I> a{rows.data(), cols.data(), values.data(), nnz, n_users, n_items, n_blocks,
-                     seed.has_value(), seed.value_or(0), rows_out.mutable_data(),
-                     cols_out.mutable_data(), values_out.mutable_data(),
-                     block_ptr.mutable_data(), num_threads};
+  LayoutArgs<T, I> a{rows.data(),
+                     cols.data(),
+                     values.data(),
+                     nnz,
+                     n_users,
+                     n_items,
+                     n_blocks,
+                     seed.has_value(),
+                     seed.value_or(0),
+                     rows_out.mutable_data(),
+                     cols_out.mutable_data(),
+                     values_out.mutable_data(),
+                     block_ptr.mutable_data(),
+                     num_threads};
   {
     py::gil_scoped_release nogil;
     check_range(a.rows, nnz, n_users, "rows");

@@ -6,8 +6,8 @@
 
 namespace recfast {
 
-#define RECFAST_DECLARE_ISA(ns)                                                 \
-  namespace ns {                                                                \
+#define RECFAST_DECLARE_ISA(ns)                                                   \
+  namespace ns {                                                                  \
   double sgd_mf_epoch(const SgdMfArgs<float, int32_t>& a, const SgdMfParams& p);  \
   double sgd_mf_epoch(const SgdMfArgs<float, int64_t>& a, const SgdMfParams& p);  \
   double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p); \
@@ -114,10 +114,18 @@ void block_layout(const LayoutArgs<T, I>& a) {
 }
 }  // namespace
 
-double sgd_mf_epoch(const SgdMfArgs<float, int32_t>& a, const SgdMfParams& p) { return dispatch(a, p); }
-double sgd_mf_epoch(const SgdMfArgs<float, int64_t>& a, const SgdMfParams& p) { return dispatch(a, p); }
-double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p) { return dispatch(a, p); }
-double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p) { return dispatch(a, p); }
+double sgd_mf_epoch(const SgdMfArgs<float, int32_t>& a, const SgdMfParams& p) {
+  return dispatch(a, p);
+}
+double sgd_mf_epoch(const SgdMfArgs<float, int64_t>& a, const SgdMfParams& p) {
+  return dispatch(a, p);
+}
+double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p) {
+  return dispatch(a, p);
+}
+double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p) {
+  return dispatch(a, p);
+}
 
 void mf_block_layout(const LayoutArgs<float, int32_t>& a) { block_layout(a); }
 void mf_block_layout(const LayoutArgs<float, int64_t>& a) { block_layout(a); }
@@ -126,9 +134,12 @@ void mf_block_layout(const LayoutArgs<double, int64_t>& a) { block_layout(a); }
 
 const char* simd_level() {
   switch (kIsa) {
-    case Isa::avx512: return "avx512";
-    case Isa::avx2: return "avx2";
-    default: return "baseline";
+    case Isa::avx512:
+      return "avx512";
+    case Isa::avx2:
+      return "avx2";
+    default:
+      return "baseline";
   }
 }
 

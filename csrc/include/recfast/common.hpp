@@ -20,7 +20,7 @@
 #endif
 
 // Throws std::invalid_argument (pybind11 turns it into ValueError) when cond is false.
-#define RECFAST_CHECK(cond, msg)                                                   \
-  do {                                                                             \
-    if (!(cond)) throw std::invalid_argument(std::string("recfast: ") + (msg));   \
+#define RECFAST_CHECK(cond, msg)                                                \
+  do {                                                                          \
+    if (!(cond)) throw std::invalid_argument(std::string("recfast: ") + (msg)); \
   } while (0)

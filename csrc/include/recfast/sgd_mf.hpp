@@ -1,9 +1,13 @@
-// Sparse SGD matrix factorization: argument structs, the per-rating update, and kernel entry points.
+// Sparse SGD matrix factorization: argument structs, the per-rating update, and kernel entry
+// points.
 //
-// Model: r_ui ~ mu + b_u + b_i + <p_u, q_i>. One update on rating (u, i, r) with error e = r - pred:
-//   plain:    x += lr * (e * grad_partner - reg * x)          for p_u, q_i (and biases with bias_reg)
-//   adagrad:  LIBMF's row-wise AdaGrad: each user and item row keeps one accumulator G of the mean
-//             squared gradient over its coordinates; the row's step is lr / sqrt(G) (G starts at 1).
+// Model: r_ui ~ mu + b_u + b_i + <p_u, q_i>. One update on rating (u, i, r) with error e = r -
+// pred:
+//   plain:    x += lr * (e * grad_partner - reg * x)          for p_u, q_i (and biases with
+//   bias_reg) adagrad:  LIBMF's row-wise AdaGrad: each user and item row keeps one accumulator G of
+//   the mean
+//             squared gradient over its coordinates; the row's step is lr / sqrt(G) (G starts at
+//             1).
 #pragma once
 
 #include <cmath>
@@ -22,12 +26,12 @@ struct SgdMfArgs {
   const int64_t* order = nullptr;  // optional (n_order,): process ratings order[0], order[1], ...
   int64_t n_order = 0;
   const int64_t* block_ptr = nullptr;  // optional (nb*nb+1,): ratings laid out stratum-major
-  int64_t n_blocks = 0;                // nb: the grid is nb x nb, stratum s holds blocks s*nb..s*nb+nb-1
-  T* U = nullptr;                      // (n_users, k) row-major
-  T* V = nullptr;                      // (n_items, k)
+  int64_t n_blocks = 0;  // nb: the grid is nb x nb, stratum s holds blocks s*nb..s*nb+nb-1
+  T* U = nullptr;        // (n_users, k) row-major
+  T* V = nullptr;        // (n_items, k)
   int64_t k = 0;
-  T* user_bias = nullptr;  // optional (n_users,)
-  T* item_bias = nullptr;  // optional (n_items,)
+  T* user_bias = nullptr;   // optional (n_users,)
+  T* item_bias = nullptr;   // optional (n_items,)
   T* user_accum = nullptr;  // optional (n_users,): AdaGrad accumulators; both or neither
   T* item_accum = nullptr;
 };
