@@ -301,3 +301,17 @@ def test_every_k_matches_reference(backend, k):
     ada_out = run_epochs(p, backend, epochs=2, ada=True, num_threads=1)
     for a, b in zip(ada_out[:4], ada_ref[:4]):
         assert_close(a, b, np.float64, f"adagrad k={k}")
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_block_layout_parallel_pass_matches(threads):
+    """The cpu layout's second pass runs block by block on several threads: same result."""
+    if not {"cpu", "numba"} <= set(MF_BACKENDS):
+        pytest.skip("needs the cpu and numba backends")
+    p = random_mf_problem(3000, 700, 100_000, 1, dtype=np.float32, seed=12)
+    ref = recfast.mf_block_layout(p.rows, p.cols, p.values, 3000, 700, 7, seed=5, backend="numba")
+    out = recfast.mf_block_layout(
+        p.rows, p.cols, p.values, 3000, 700, 7, seed=5, num_threads=threads, backend="cpu"
+    )
+    for a, b in zip(out, ref):
+        np.testing.assert_array_equal(a, b)
