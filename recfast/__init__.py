@@ -17,6 +17,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 from recfast._backends import BackendInfo, BackendUnavailableError, backends, use_backend
 from recfast._config import show_config
 from recfast._threads import get_num_threads, set_num_threads
+from recfast.dense import dense, dense_backward
 from recfast.mf import DivergenceError, mf_block_layout, sgd_mf_epoch
 from recfast.models.mf import MatrixFactorization
 
@@ -26,6 +27,8 @@ __all__ = [
     "DivergenceError",
     "MatrixFactorization",
     "backends",
+    "dense",
+    "dense_backward",
     "get_num_threads",
     "mf_block_layout",
     "set_num_threads",

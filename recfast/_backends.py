@@ -59,7 +59,7 @@ def _probe(name: str) -> tuple[ModuleType | None, str]:
                 None,
                 f"recfast._cpu is version {mod.__version__}, package is {_version()}: rebuild",
             )
-        return mod, ""
+        return importlib.import_module("recfast._cpu_backend"), ""
     if name == "numba":
         try:
             importlib.import_module("numba")
@@ -84,7 +84,7 @@ def _probe(name: str) -> tuple[ModuleType | None, str]:
 
 def cpu_module() -> Any:
     """The compiled ``recfast._cpu`` module, or None."""
-    return _probe("cpu")[0]
+    return importlib.import_module("recfast._cpu") if _probe("cpu")[0] is not None else None
 
 
 def backends() -> list[BackendInfo]:

@@ -39,3 +39,17 @@ def mf_block_layout(
     seed: int | None = None,
     num_threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, npt.NDArray[np.int64]]: ...
+def bias_activation(
+    y: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    bias: npt.NDArray[np.floating] | None = None,
+    activation: int = 0,
+    num_threads: int = 1,
+) -> None: ...
+def activation_backward(
+    grad_out: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    y: npt.NDArray[np.floating],
+    grad_pre: npt.NDArray[np.floating],
+    grad_bias: npt.NDArray[np.floating] | None = None,
+    activation: int = 0,
+    num_threads: int = 1,
+) -> None: ...

@@ -178,3 +178,43 @@ def block_ptr(a: Any, n_blocks: Any, nnz: int) -> tuple[np.ndarray, int]:
     if a[0] != 0 or a[-1] != nnz or (np.diff(a) < 0).any():
         raise ValueError(f"block_ptr must rise from 0 to nnz={nnz}")
     return a.astype(np.int64, copy=False), nb
+
+
+ACTIVATIONS = (None, "identity", "relu", "sigmoid", "tanh")
+
+
+def activation(name: str, value: Any) -> str | None:
+    if value not in ACTIVATIONS:
+        raise ValueError(f"{name} must be one of {ACTIVATIONS}, got {value!r}")
+    return None if value == "identity" else value
+
+
+def dense_inputs(x: Any, W: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, bool]:
+    """x (N, D) or (D,), W (H, D), b (H,): one float dtype, no silent casts. Returns the 2-D x
+    and whether the caller passed a single vector."""
+    x = float_array("x", x, ndim=x.ndim if isinstance(x, np.ndarray) and x.ndim in (1, 2) else 2)
+    W = float_array("W", W, ndim=2, dtype=x.dtype)
+    vector = x.ndim == 1
+    x2 = np.ascontiguousarray(x[None, :] if vector else x)
+    if x2.shape[1] != W.shape[1]:
+        raise ValueError(
+            f"x has {x2.shape[1]} features but W has shape {W.shape}: expected W of shape (H, {x2.shape[1]})"
+        )
+    if b is not None:
+        b = float_array("b", b, ndim=1, dtype=x.dtype)
+        if b.shape != (W.shape[0],):
+            raise ValueError(
+                f"b must have shape ({W.shape[0]},) to match W {W.shape}, got {b.shape}"
+            )
+        b = np.ascontiguousarray(b)
+    return x2, np.ascontiguousarray(W), b, vector
+
+
+def out_array(name: str, out: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A caller-provided output: exact shape and dtype, C-contiguous, writable; or a new one."""
+    if out is None:
+        return np.empty(shape, dtype)
+    out = float_array(name, out, ndim=len(shape), dtype=dtype, writable=True)
+    if out.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {out.shape}")
+    return out

@@ -11,7 +11,8 @@ namespace py = pybind11;
 
 namespace recfast {
 void bind_sgd_mf(py::module_& m);
-}
+void bind_dense(py::module_& m);
+}  // namespace recfast
 
 PYBIND11_MODULE(_cpu, m) {
   m.doc() = "recfast C++ CPU kernels (OpenMP, runtime-dispatched SIMD)";
@@ -35,4 +36,5 @@ PYBIND11_MODULE(_cpu, m) {
 #endif
   });
   recfast::bind_sgd_mf(m);
+  recfast::bind_dense(m);
 }

@@ -1,5 +1,6 @@
 """Numba CPU fallback, used when the C++ extension is not built. Same signatures as ``recfast._cpu``."""
 
+from recfast._numba.dense import dense_backward, dense_forward
 from recfast._numba.mf import mf_block_layout, sgd_mf_epoch
 
-__all__ = ["mf_block_layout", "sgd_mf_epoch"]
+__all__ = ["dense_backward", "dense_forward", "mf_block_layout", "sgd_mf_epoch"]

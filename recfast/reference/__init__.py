@@ -4,6 +4,7 @@ Each function has the same signature as the compiled kernel of the same name in 
 (inputs already validated by ``recfast._validate``).
 """
 
+from recfast.reference.dense import dense_backward, dense_forward
 from recfast.reference.mf import mf_block_layout, sgd_mf_epoch
 
-__all__ = ["mf_block_layout", "sgd_mf_epoch"]
+__all__ = ["dense_backward", "dense_forward", "mf_block_layout", "sgd_mf_epoch"]

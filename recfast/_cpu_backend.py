@@ -1,0 +1,34 @@
+"""The ``cpu`` backend: the kernels of the compiled ``recfast._cpu``, plus thin adapters where an op
+is a BLAS call (NumPy's) followed by a fused native pass. Same signatures as ``recfast.reference``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recfast import _cpu
+from recfast._cpu import mf_block_layout, sgd_mf_epoch
+
+ACTIVATION_CODES = {None: 0, "identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+
+__all__ = ["dense_backward", "dense_forward", "mf_block_layout", "sgd_mf_epoch"]
+
+
+def dense_forward(x, W, b, activation, out, num_threads=1):
+    np.matmul(x, W.T, out=out)  # BLAS gemm; releases the GIL
+    code = ACTIVATION_CODES[activation]
+    if b is not None or code:
+        _cpu.bias_activation(out, b, code, num_threads)  # one fused pass: + b, f(.)
+    return out
+
+
+def dense_backward(grad_out, x, W, y, activation, needs, num_threads=1):
+    code = ACTIVATION_CODES[activation]
+    gb = np.empty(W.shape[0], W.dtype) if "b" in needs else None
+    if code or gb is not None:
+        g = np.empty_like(grad_out)
+        _cpu.activation_backward(grad_out, grad_out if y is None else y, g, gb, code, num_threads)
+    else:
+        g = grad_out
+    gx = g @ W if "x" in needs else None
+    gW = g.T @ x if "W" in needs else None
+    return gx, gW, gb
