@@ -7,6 +7,9 @@ import numpy as np
 from numba import njit, prange
 
 _CODES = {None: 0, "identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+# As in the C++ pass: parallel workers left spinning starve the BLAS threads of the products
+# around this pass, so it runs on one thread unless the output is large.
+_MIN_PARALLEL = 1 << 22
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -41,8 +44,9 @@ def _act_back(g_out, y, code, g):
             g[i, j] = g_out[i, j] * d
 
 
-def _threads(n):
+def _threads(n, size):
     prev = numba.get_num_threads()
+    n = 1 if size < _MIN_PARALLEL else n
     numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
     return prev
 
@@ -51,7 +55,7 @@ def dense_forward(x, W, b, activation, out, num_threads=1):
     np.matmul(x, W.T, out=out)
     code = _CODES[activation]
     if b is not None or code:
-        prev = _threads(num_threads)
+        prev = _threads(num_threads, out.size)
         try:
             _bias_act(out, b if b is not None else out[0], b is not None, code)
         finally:
@@ -63,7 +67,7 @@ def dense_backward(grad_out, x, W, y, activation, needs, num_threads=1):
     code = _CODES[activation]
     if code:
         g = np.empty_like(grad_out)
-        prev = _threads(num_threads)
+        prev = _threads(num_threads, g.size)
         try:
             _act_back(grad_out, y, code, g)
         finally:

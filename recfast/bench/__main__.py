@@ -1,4 +1,4 @@
-"""Command line: ``python -m recfast.bench [mf] [--quick] [--peers] [--threads N] [--json FILE]``."""
+"""Command line: ``python -m recfast.bench [all|mf|dense] [--quick] [--peers] [--threads N] [--json FILE]``."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "suite",
         nargs="?",
-        default="mf",
-        choices=["mf"],
-        help="which benchmark suite to run (default: mf)",
+        default="all",
+        choices=["all", "mf", "dense"],
+        help="which benchmark suite to run (default: all)",
     )
     parser.add_argument(
         "--quick",
@@ -30,9 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", default=None, help="append results as JSON lines to this file")
     args = parser.parse_args(argv)
-    from recfast.bench import mf
+    from recfast.bench import dense, mf
 
-    return mf.run(args)
+    suites = {"mf": mf.run, "dense": dense.run}
+    names = list(suites) if args.suite == "all" else [args.suite]
+    return max(suites[name](args) for name in names)
 
 
 if __name__ == "__main__":
