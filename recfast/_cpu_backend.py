@@ -7,8 +7,7 @@ import numpy as np
 
 from recfast import _cpu
 from recfast._cpu import mf_block_layout, sgd_mf_epoch
-
-ACTIVATION_CODES = {None: 0, "identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+from recfast._validate import ACTIVATION_CODES
 
 __all__ = ["dense_backward", "dense_forward", "mf_block_layout", "sgd_mf_epoch"]
 

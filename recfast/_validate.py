@@ -181,6 +181,8 @@ def block_ptr(a: Any, n_blocks: Any, nnz: int) -> tuple[np.ndarray, int]:
 
 
 ACTIVATIONS = (None, "identity", "relu", "sigmoid", "tanh")
+# The codes the native and Numba kernels switch on (csrc/include/recfast/activation.hpp: Act).
+ACTIVATION_CODES = {None: 0, "identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 
 
 def activation(name: str, value: Any) -> str | None:

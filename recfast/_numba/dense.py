@@ -6,7 +6,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-_CODES = {None: 0, "identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+from recfast._validate import ACTIVATION_CODES as _CODES
+
 # As in the C++ pass: parallel workers left spinning starve the BLAS threads of the products
 # around this pass, so it runs on one thread unless the output is large.
 _MIN_PARALLEL = 1 << 22
