@@ -53,3 +53,17 @@ def activation_backward(
     activation: int = 0,
     num_threads: int = 1,
 ) -> None: ...
+
+# Native GEMM over SciPy's BLAS (recfast/_blas.py installs it at import).
+def blas_install(sgemm: object, dgemm: object, set_threads: int = 0, get_threads: int = 0) -> None: ...
+def blas_installed() -> bool: ...
+def blas_scoped_threads(n: int, get_threads: int) -> int: ...
+def blas_gemm(
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+) -> None: ...

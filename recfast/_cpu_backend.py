@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from recfast import _cpu
+from recfast import _blas, _cpu
 from recfast._cpu import mf_block_layout, sgd_mf_epoch
 from recfast._validate import ACTIVATION_CODES
+
+_blas.install(_cpu)
 
 __all__ = ["dense_backward", "dense_forward", "mf_block_layout", "sgd_mf_epoch"]
 
