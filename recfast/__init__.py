@@ -20,6 +20,7 @@ from recfast._threads import get_num_threads, set_num_threads
 from recfast.dense import dense, dense_backward
 from recfast.mf import DivergenceError, mf_block_layout, sgd_mf_epoch
 from recfast.models.mf import MatrixFactorization
+from recfast.rnn import gru_step, lstm_step, rnn_backward, rnn_forward, rnn_output, rnn_step
 
 __all__ = [
     "BackendInfo",
@@ -30,7 +31,13 @@ __all__ = [
     "dense",
     "dense_backward",
     "get_num_threads",
+    "gru_step",
+    "lstm_step",
     "mf_block_layout",
+    "rnn_backward",
+    "rnn_forward",
+    "rnn_output",
+    "rnn_step",
     "set_num_threads",
     "sgd_mf_epoch",
     "show_config",

@@ -7,11 +7,18 @@ import numpy as np
 
 from recfast import _blas, _cpu
 from recfast._cpu import mf_block_layout, sgd_mf_epoch
-from recfast._validate import ACTIVATION_CODES
+from recfast._validate import ACTIVATION_CODES, CELL_CODES
 
 _blas.install(_cpu)
 
-__all__ = ["dense_backward", "dense_forward", "mf_block_layout", "sgd_mf_epoch"]
+__all__ = [
+    "dense_backward",
+    "dense_forward",
+    "mf_block_layout",
+    "rnn_backward",
+    "rnn_forward",
+    "sgd_mf_epoch",
+]
 
 
 def dense_forward(x, W, b, activation, out, num_threads=1):
@@ -33,3 +40,11 @@ def dense_backward(grad_out, x, W, y, activation, needs, num_threads=1):
     gx = g @ W if "x" in needs else None
     gW = g.T @ x if "W" in needs else None
     return gx, gW, gb
+
+
+def rnn_forward(cell, activation, *arrays_and_threads):
+    _cpu.rnn_forward(CELL_CODES[cell], ACTIVATION_CODES[activation], *arrays_and_threads)
+
+
+def rnn_backward(cell, activation, *arrays_and_threads):
+    _cpu.rnn_backward(CELL_CODES[cell], ACTIVATION_CODES[activation], *arrays_and_threads)

@@ -220,3 +220,91 @@ def out_array(name: str, out: Any, shape: tuple[int, ...], dtype: np.dtype) -> n
     if out.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {out.shape}")
     return out
+
+
+CELLS = ("rnn", "gru", "lstm")
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+# The codes the native kernels switch on (csrc/include/recfast/rnn_cells.hpp: Cell).
+CELL_CODES = {"rnn": 0, "gru": 1, "lstm": 2}
+# Parameter names each cell takes. The RNN and LSTM add one bias to all gate pre-activations, so
+# PyTorch's pair (b_ih, b_hh) may be given instead of b (summed); the GRU needs both apart.
+PARAM_NAMES = {
+    "rnn": ("W", "U", "b", "b_ih", "b_hh"),
+    "gru": ("W", "U", "b_ih", "b_hh"),
+    "lstm": ("W", "U", "b", "b_ih", "b_hh"),
+}
+
+
+def cell(value: Any) -> str:
+    if value not in CELLS:
+        raise ValueError(f"cell must be one of {CELLS}, got {value!r}")
+    return value
+
+
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def rnn_params(
+    kind: str, params: Any, dtype: np.dtype, D: int, H: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """W (G H, D), U (G H, H) and the biases of cell ``kind`` as (W, U, b_ih, b_hh); the RNN's and
+    LSTM's single bias comes back as b_ih (b_hh None)."""
+    if not hasattr(params, "keys"):
+        raise TypeError(
+            f"params must be a mapping of arrays (keys from {PARAM_NAMES[kind]}), "
+            f"got {_type_name(params)}"
+        )
+    unknown = set(params.keys()) - set(PARAM_NAMES[kind])
+    if unknown:
+        raise ValueError(
+            f"params has keys {sorted(unknown)} that a {kind!r} cell does not take; "
+            f"expected {PARAM_NAMES[kind]}"
+        )
+    for key in ("W", "U"):
+        if key not in params:
+            raise ValueError(f"params must contain {key!r}")
+    G = GATES[kind]
+    gate_note = "" if G == 1 else f" ({G} gates x H={H})"
+    shapes = {"W": (G * H, D), "U": (G * H, H), "b": (G * H,), "b_ih": (G * H,), "b_hh": (G * H,)}
+    arrays = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        a = float_array(f"params[{key!r}]", value, ndim=len(shapes[key]), dtype=dtype)
+        if a.shape != shapes[key]:
+            raise ValueError(
+                f"params[{key!r}] must have shape {shapes[key]}{gate_note}, got {a.shape}"
+            )
+        arrays[key] = _contiguous(a)
+    if "b" in arrays and ("b_ih" in arrays or "b_hh" in arrays):
+        raise ValueError("give params['b'] or params['b_ih'] / params['b_hh'], not both")
+    W, U = arrays["W"], arrays["U"]
+    if kind == "gru":
+        return W, U, arrays.get("b_ih"), arrays.get("b_hh")
+    b = arrays.get("b")
+    if b is None and ("b_ih" in arrays or "b_hh" in arrays):
+        b = arrays.get("b_ih", 0) + arrays.get("b_hh", 0)
+    return W, U, b, None
+
+
+def rnn_state(name: str, a: Any, N: int, H: int, dtype: np.dtype) -> np.ndarray:
+    a = float_array(name, a, ndim=2, dtype=dtype)
+    if a.shape != (N, H):
+        raise ValueError(f"{name} must have shape (N, H) = ({N}, {H}), got {a.shape}")
+    return _contiguous(a)
+
+
+def lengths(a: Any, N: int, T: int) -> np.ndarray | None:
+    """Per-sequence lengths: (N,) integers in [0, T], as int64."""
+    if a is None:
+        return None
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be an integer array, got dtype {arr.dtype}")
+    if arr.shape != (N,):
+        raise ValueError(f"lengths must have shape (N,) = ({N},), got {arr.shape}")
+    if N and (arr.min() < 0 or arr.max() > T):
+        bad = int(arr.min()) if arr.min() < 0 else int(arr.max())
+        raise ValueError(f"lengths must lie in [0, T={T}], got {bad}")
+    return np.ascontiguousarray(arr, dtype=np.int64)

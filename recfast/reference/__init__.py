@@ -6,5 +6,13 @@ Each function has the same signature as the compiled kernel of the same name in 
 
 from recfast.reference.dense import dense_backward, dense_forward
 from recfast.reference.mf import mf_block_layout, sgd_mf_epoch
+from recfast.reference.rnn import rnn_backward, rnn_forward
 
-__all__ = ["dense_backward", "dense_forward", "mf_block_layout", "sgd_mf_epoch"]
+__all__ = [
+    "dense_backward",
+    "dense_forward",
+    "mf_block_layout",
+    "rnn_backward",
+    "rnn_forward",
+    "sgd_mf_epoch",
+]
