@@ -2,5 +2,13 @@
 
 from recfast._numba.dense import dense_backward, dense_forward
 from recfast._numba.mf import mf_block_layout, sgd_mf_epoch
+from recfast._numba.rnn import rnn_backward, rnn_forward
 
-__all__ = ["dense_backward", "dense_forward", "mf_block_layout", "sgd_mf_epoch"]
+__all__ = [
+    "dense_backward",
+    "dense_forward",
+    "mf_block_layout",
+    "rnn_backward",
+    "rnn_forward",
+    "sgd_mf_epoch",
+]
