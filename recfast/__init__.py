@@ -20,12 +20,14 @@ from recfast._threads import get_num_threads, set_num_threads
 from recfast.dense import dense, dense_backward
 from recfast.mf import DivergenceError, mf_block_layout, sgd_mf_epoch
 from recfast.models.mf import MatrixFactorization
+from recfast.models.sequence import GRU4Rec
 from recfast.rnn import gru_step, lstm_step, rnn_backward, rnn_forward, rnn_output, rnn_step
 
 __all__ = [
     "BackendInfo",
     "BackendUnavailableError",
     "DivergenceError",
+    "GRU4Rec",
     "MatrixFactorization",
     "backends",
     "dense",

@@ -374,7 +374,8 @@ class GRU4Rec:
         seqs = [s[-self.max_len :] if len(s) else s for s in _as_sequences(prefixes, self.n_items_)]
         out = np.zeros((len(seqs), self.hidden), self.dtype)
         for lo in range(0, len(seqs), batch_size):
-            out[lo : lo + batch_size] = self._encode(seqs[lo : lo + batch_size], cache=False)[2].h_last
+            res = self._encode(seqs[lo : lo + batch_size], cache=False)[2]
+            out[lo : lo + batch_size] = res.h_last
         return out
 
     def score(self, prefixes: Any) -> np.ndarray:
