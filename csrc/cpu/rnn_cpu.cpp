@@ -48,8 +48,7 @@ void rnn_row(const RnnShape& s, const T* xw, const T* hu, const T* b_hh, const T
     T* g = gates;  // r, z, n, hn: a cache row, or scratch
 #pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
-      const T bhr = b_hh ? b_hh[j] : T(0), bhz = b_hh ? b_hh[H + j] : T(0);
-      const T bhn = b_hh ? b_hh[2 * H + j] : T(0);
+      const T bhr = b_hh[j], bhz = b_hh[H + j], bhn = b_hh[2 * H + j];
       const T hn = hu[2 * H + j] + bhn;
       const GruGates<T> q =
           gru_forward(xw[j], xw[H + j], xw[2 * H + j], hu[j] + bhr, hu[H + j] + bhz, hn, hp[j]);
@@ -94,6 +93,11 @@ void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
     }
   }
   auto hu = scratch<T>(N * GH);
+  // The GRU's recurrent bias is read unconditionally (a branch in the loop blocks vectorizing).
+  const int64_t n_zero = s.cell == Cell::gru && !a.b_hh ? GH : 0;
+  auto zero_bias = scratch<T>(n_zero);
+  std::fill(zero_bias.get(), zero_bias.get() + n_zero, T(0));
+  const T* b_hh = a.b_hh ? a.b_hh : zero_bias.get();
   // Without a cache, h and c ping-pong between two buffers, and gates go to a one-row scratch.
   auto ping = scratch<T>(cached ? 0 : 4 * NH);
   auto gate_row = scratch<T>(cached ? 0 : gw);
@@ -121,7 +125,7 @@ void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
         continue;
       }
       T* g = cached ? a.gates + (t * N + n) * gw : gate_row.get();
-      rnn_row(s, xw.get() + (t * N + n) * GH, hu.get() + n * GH, a.b_hh, hp + n * H,
+      rnn_row(s, xw.get() + (t * N + n) * GH, hu.get() + n * GH, b_hh, hp + n * H,
               lstm ? cp + n * H : nullptr, hn + n * H, lstm ? cn + n * H : nullptr, g);
       if (out) std::memcpy(out, hn + n * H, sizeof(T) * static_cast<size_t>(H));
     }
