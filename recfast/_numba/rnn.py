@@ -63,13 +63,15 @@ def _blas_threads(n: int) -> Iterator[None]:
 
 # --------------------------------------------------------------------------- cell arithmetic
 @njit(cache=True, nogil=True, inline="always")
-def _sigmoid(x):
-    return 1 / (1 + np.exp(-x))
+def _sigmoid(x, one):
+    return one / (one + np.exp(-x))
 
 
 @njit(cache=True, nogil=True)
-def _forward(cell, code, xs, h0, c0, W, U, b_ih, b_hh, lengths, out, has_out, st, cl, gt, cached):
-    """Time loop. ``st``/``cl`` are the caches (T + 1, N, H) when ``cached``, else two ping-pong
+def _forward(
+    cell, code, one, xs, h0, c0, W, U, b_ih, b_hh, lengths, out, has_out, st, cl, gt, cached
+):
+    """Time loop. ``one`` is 1 in the arrays' dtype (so float32 arithmetic stays float32). ``st``/``cl`` are the caches (T + 1, N, H) when ``cached``, else two ping-pong
     buffers (2, N, H); ``gt`` the gate cache (T, N, 4H) or a one-step scratch (1, N, 4H)."""
     T, N, D = xs.shape
     H = h0.shape[1]
@@ -80,6 +82,7 @@ def _forward(cell, code, xs, h0, c0, W, U, b_ih, b_hh, lengths, out, has_out, st
         for j in range(GH):
             xw[r, j] += b_ih[j]
     hu = np.empty((N, GH), xs.dtype)
+    zero = one - one
     st[0] = h0
     if cell == 2:
         cl[0] = c0
@@ -110,9 +113,9 @@ def _forward(cell, code, xs, h0, c0, W, U, b_ih, b_hh, lengths, out, has_out, st
                 for j in range(H):
                     z = x[j] + u[j]
                     if code == 1:
-                        z = z if z > 0 else z * 0
+                        z = z if z > zero else z * zero
                     elif code == 2:
-                        z = _sigmoid(z)
+                        z = _sigmoid(z, one)
                     elif code == 3:
                         z = np.tanh(z)
                     hn[n, j] = z
@@ -122,8 +125,8 @@ def _forward(cell, code, xs, h0, c0, W, U, b_ih, b_hh, lengths, out, has_out, st
                     hr = u[j] + b_hh[j]
                     hz = u[H + j] + b_hh[H + j]
                     hnn = u[2 * H + j] + b_hh[2 * H + j]
-                    r = _sigmoid(x[j] + hr)
-                    z = _sigmoid(x[H + j] + hz)
+                    r = _sigmoid(x[j] + hr, one)
+                    z = _sigmoid(x[H + j] + hz, one)
                     nn = np.tanh(x[2 * H + j] + r * hnn)
                     g[j] = r
                     g[H + j] = z
@@ -133,10 +136,10 @@ def _forward(cell, code, xs, h0, c0, W, U, b_ih, b_hh, lengths, out, has_out, st
             else:
                 g = gt[gi, n]
                 for j in range(H):
-                    i = _sigmoid(x[j] + u[j])
-                    f = _sigmoid(x[H + j] + u[H + j])
+                    i = _sigmoid(x[j] + u[j], one)
+                    f = _sigmoid(x[H + j] + u[H + j], one)
                     gg = np.tanh(x[2 * H + j] + u[2 * H + j])
-                    o = _sigmoid(x[3 * H + j] + u[3 * H + j])
+                    o = _sigmoid(x[3 * H + j] + u[3 * H + j], one)
                     c = f * cl[ip, n, j] + i * gg
                     g[j] = i
                     g[H + j] = f
@@ -171,7 +174,7 @@ def rnn_forward(
     lens = np.full(N, T, np.int64) if lengths is None else lengths
     with _blas_threads(num_threads):
         last = _forward(
-            kind, _CODES[activation], xs, h0, c0 if kind == 2 else h0, W, U,
+            kind, _CODES[activation], dt.type(1), xs, h0, c0 if kind == 2 else h0, W, U,
             zeros if b_ih is None else b_ih, zeros if b_hh is None else b_hh, lens,
             np.empty((1, 1, 1), dt) if out is None else out, out is not None, st, cl, gt, cached,
         )  # fmt: skip
@@ -182,7 +185,9 @@ def rnn_forward(
 
 
 @njit(cache=True, nogil=True)
-def _backward(cell, code, xs, W, U, lengths, states, cells, gates, go, has_go, dh, dc, dgx, dgh):
+def _backward(
+    cell, code, one, xs, W, U, lengths, states, cells, gates, go, has_go, dh, dc, dgx, dgh
+):
     """BPTT time loop. ``dh`` (and the LSTM's ``dc``) come in as the gradients reaching the last
     state and leave as those reaching h_0 (c_0); ``dgx``/``dgh`` (T, N, G H) receive the
     pre-activation gradients of the input and recurrent sides (the same array unless GRU)."""
@@ -192,6 +197,7 @@ def _backward(cell, code, xs, W, U, lengths, states, cells, gates, go, has_go, d
     nxt = np.empty((N, H), xs.dtype)
     prod = np.empty((N, H), xs.dtype)
     d = np.empty(H, xs.dtype)
+    zero = one - one
     for t in range(T - 1, -1, -1):
         hp = states[t]
         h = states[t + 1]
@@ -213,22 +219,22 @@ def _backward(cell, code, xs, W, U, lengths, states, cells, gates, go, has_go, d
                 for j in range(H):
                     v = h[n, j]
                     if code == 1:
-                        a = 1.0 if v > 0 else 0.0
+                        a = one if v > zero else zero
                     elif code == 2:
-                        a = v * (1 - v)
+                        a = v * (one - v)
                     elif code == 3:
-                        a = 1 - v * v
+                        a = one - v * v
                     else:
-                        a = 1.0
+                        a = one
                     gx[j] = d[j] * a
                     nxt[n, j] = 0
             elif cell == 1:
                 g = gates[t, n]
                 for j in range(H):
                     r, z, nn, hnn = g[j], g[H + j], g[2 * H + j], g[3 * H + j]
-                    dn = d[j] * (1 - z) * (1 - nn * nn)
-                    dz = d[j] * (hp[n, j] - nn) * z * (1 - z)
-                    dr = dn * hnn * r * (1 - r)
+                    dn = d[j] * (one - z) * (one - nn * nn)
+                    dz = d[j] * (hp[n, j] - nn) * z * (one - z)
+                    dr = dn * hnn * r * (one - r)
                     gx[j] = dr
                     gh[j] = dr
                     gx[H + j] = dz
@@ -242,11 +248,11 @@ def _backward(cell, code, xs, W, U, lengths, states, cells, gates, go, has_go, d
                     i, f, gg, o = g[j], g[H + j], g[2 * H + j], g[3 * H + j]
                     c = cells[t + 1, n, j]
                     tc = np.tanh(c)
-                    dct = dc[n, j] + d[j] * o * (1 - tc * tc)
-                    gx[j] = dct * gg * i * (1 - i)
-                    gx[H + j] = dct * cells[t, n, j] * f * (1 - f)
-                    gx[2 * H + j] = dct * i * (1 - gg * gg)
-                    gx[3 * H + j] = d[j] * tc * o * (1 - o)
+                    dct = dc[n, j] + d[j] * o * (one - tc * tc)
+                    gx[j] = dct * gg * i * (one - i)
+                    gx[H + j] = dct * cells[t, n, j] * f * (one - f)
+                    gx[2 * H + j] = dct * i * (one - gg * gg)
+                    gx[3 * H + j] = d[j] * tc * o * (one - o)
                     dc[n, j] = dct * f
                     nxt[n, j] = 0
         # dh_{t-1} = direct part (or the passed-through gradient) + dG_hh U; zero rows add nothing
@@ -289,7 +295,7 @@ def rnn_backward(
     lens = np.full(N, T, np.int64) if lengths is None else lengths
     with _blas_threads(num_threads):
         _backward(
-            kind, _CODES[activation], xs, W, U, lens, states,
+            kind, _CODES[activation], dt.type(1), xs, W, U, lens, states,
             cells if kind == 2 else dummy, gates if kind != 0 else dummy,
             dummy if grad_out is None else grad_out, grad_out is not None, dh, dc, dgx, dgh,
         )  # fmt: skip
