@@ -21,7 +21,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from recfast import _validate as check
 from recfast.dense import dense, dense_backward
@@ -60,8 +59,10 @@ def _as_sequences(sequences: Any, n_items: int | None = None) -> list[np.ndarray
     return out
 
 
-def _seen_matrix(sequences: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
-    """(len(sequences), n_items) with a stored entry for every item a sequence holds."""
+def _seen_matrix(sequences: Sequence[np.ndarray], n_items: int) -> Any:
+    """(len(sequences), n_items) scipy.sparse CSR with an entry for every item a sequence holds."""
+    import scipy.sparse as sp  # lazily, as in recfast.mf: `import recfast` stays light
+
     lens = np.array([len(s) for s in sequences], np.int64)
     cols = np.concatenate(sequences) if len(sequences) else np.zeros(0, np.int64)
     rows = np.repeat(np.arange(len(sequences)), lens)
@@ -289,11 +290,12 @@ class GRU4Rec:
         logits = dense(hv, self.output_weights_, self.output_bias_, **self._ops())  # (M, n_items)
         M = hv.shape[0]
         # softmax cross-entropy, in place on the logits
+        rows = np.arange(M)
         logits -= logits.max(axis=1, keepdims=True)
+        picked = logits[rows, tgt]  # the targets' shifted logits (a copy)
         np.exp(logits, out=logits)
         z = logits.sum(axis=1, keepdims=True)
-        rows = np.arange(M)
-        loss = float(np.mean(np.log(z[:, 0]) - np.log(logits[rows, tgt])))
+        loss = float(np.mean(np.log(z[:, 0], dtype=np.float64) - picked))
         logits /= z
         logits[rows, tgt] -= 1
         logits /= M
