@@ -224,7 +224,7 @@ def rnn_backward(
 
 
 # --------------------------------------------------------------------------- single steps
-def _step(kind, act, x_t, h_prev, c_prev, params, out, c_out, num_threads, backend):
+def _step(kind, act, x_t, h_prev, c_prev, weights, out, c_out, num_threads, backend):
     x = check.float_array("x_t", x_t, ndim=np.ndim(x_t) if np.ndim(x_t) in (1, 2) else 2)
     vector = x.ndim == 1
     x2 = x[None] if vector else x
@@ -237,7 +237,7 @@ def _step(kind, act, x_t, h_prev, c_prev, params, out, c_out, num_threads, backe
     if kind == "lstm":
         c = check.float_array("c_prev", c_prev, ndim=x.ndim, dtype=x.dtype)
         c2 = check.rnn_state("c_prev", c[None] if vector else c, N, H, x.dtype)
-    W, U, b_ih, b_hh = check.rnn_params(kind, params, x.dtype, D, H)
+    W, U, b_ih, b_hh = check.rnn_weights(kind, *weights, x.dtype, D, H)
     shape = (H,) if vector else (N, H)
     out = check.out_array("out", out, shape, x.dtype)
     if kind == "lstm":
@@ -267,8 +267,8 @@ def rnn_step(
     x_t (N, D) or (D,); h_prev (N, H) or (H,); W (H, D); U (H, H); b (H,). Returns h_t like h_prev.
     """
     act = check.activation("activation", activation)
-    params = {"W": W, "U": U, "b": b}
-    return _step("rnn", act, x_t, h_prev, None, params, out, None, num_threads, backend)[0]
+    weights = (W, U, b, None, None)
+    return _step("rnn", act, x_t, h_prev, None, weights, out, None, num_threads, backend)[0]
 
 
 def rnn_output(
@@ -303,8 +303,8 @@ def gru_step(
 
     x_t (N, D) or (D,); h_prev (N, H) or (H,). Returns h_t like h_prev.
     """
-    params = {"W": W, "U": U, "b_ih": b_ih, "b_hh": b_hh}
-    return _step("gru", None, x_t, h_prev, None, params, out, None, num_threads, backend)[0]
+    weights = (W, U, None, b_ih, b_hh)
+    return _step("gru", None, x_t, h_prev, None, weights, out, None, num_threads, backend)[0]
 
 
 def lstm_step(
@@ -322,8 +322,8 @@ def lstm_step(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One LSTM step (PyTorch's ``LSTMCell`` with ``b = b_ih + b_hh``): W (4H, D), U (4H, H),
     b (4H,), gates i, f, g, o. Returns ``(h_t, c_t)``, each shaped like h_prev."""
-    params = {"W": W, "U": U, "b": b}
-    h, c = _step("lstm", None, x_t, h_prev, c_prev, params, out, c_out, num_threads, backend)
+    weights = (W, U, b, None, None)
+    h, c = _step("lstm", None, x_t, h_prev, c_prev, weights, out, c_out, num_threads, backend)
     return h, c
 
 

@@ -5,7 +5,7 @@
 #include <omp.h>
 #endif
 
-#include "recfast/sgd_mf.hpp"
+#include "recfast/isa.hpp"
 
 namespace py = pybind11;
 

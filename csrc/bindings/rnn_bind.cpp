@@ -33,14 +33,14 @@ void expect_shape(const py::array& a, std::vector<int64_t> shape, const char* na
 }
 
 template <typename T>
-const T* in(const Opt<T>& a, std::vector<int64_t> shape, const char* name) {
+const T* in_ptr(const Opt<T>& a, std::vector<int64_t> shape, const char* name) {
   if (!a) return nullptr;
   expect_shape(*a, std::move(shape), name);
   return a->data();
 }
 
 template <typename T>
-T* inout(Opt<T>& a, std::vector<int64_t> shape, const char* name) {
+T* out_ptr(Opt<T>& a, std::vector<int64_t> shape, const char* name) {
   if (!a) return nullptr;
   expect_shape(*a, std::move(shape), name);
   return a->mutable_data();
@@ -88,18 +88,18 @@ void forward_py(int cell, int act, CArr<T> xs, CArr<T> h0, Opt<T> c0, CArr<T> W,
   expect_shape(U, {GH, s.H}, "U");
   a.W = W.data();
   a.U = U.data();
-  a.c0 = in(c0, {s.N, s.H}, "c0");
+  a.c0 = in_ptr(c0, {s.N, s.H}, "c0");
   RECFAST_CHECK(!lstm || a.c0, "the LSTM needs c0");
-  a.b_ih = in(b_ih, {GH}, "b_ih");
-  a.b_hh = in(b_hh, {GH}, "b_hh");
+  a.b_ih = in_ptr(b_ih, {GH}, "b_ih");
+  a.b_hh = in_ptr(b_hh, {GH}, "b_hh");
   a.lengths = check_lengths(lengths, s);
-  a.out = inout(out, {s.T, s.N, s.H}, "out");
+  a.out = out_ptr(out, {s.T, s.N, s.H}, "out");
   expect_shape(h_last, {s.N, s.H}, "h_last");
   a.h_last = h_last.mutable_data();
-  a.c_last = inout(c_last, {s.N, s.H}, "c_last");
-  a.states = inout(states, {s.T + 1, s.N, s.H}, "states");
-  a.cells = inout(cells, {s.T + 1, s.N, s.H}, "cells");
-  a.gates = inout(gates, {s.T, s.N, gate_cache_width(s)}, "gates");
+  a.c_last = out_ptr(c_last, {s.N, s.H}, "c_last");
+  a.states = out_ptr(states, {s.T + 1, s.N, s.H}, "states");
+  a.cells = out_ptr(cells, {s.T + 1, s.N, s.H}, "cells");
+  a.gates = out_ptr(gates, {s.T, s.N, gate_cache_width(s)}, "gates");
   if (a.states) RECFAST_CHECK(!lstm || a.cells, "the LSTM cache needs cells");
   if (a.states) RECFAST_CHECK(s.cell == Cell::rnn || a.gates, "the GRU/LSTM cache needs gates");
   py::gil_scoped_release nogil;
@@ -123,20 +123,20 @@ void backward_py(int cell, int act, CArr<T> xs, CArr<T> W, CArr<T> U, Lengths le
   a.U = U.data();
   a.lengths = check_lengths(lengths, s);
   a.states = states.data();
-  a.cells = in(cells, {s.T + 1, s.N, s.H}, "cells");
-  a.gates = in(gates, {s.T, s.N, gate_cache_width(s)}, "gates");
+  a.cells = in_ptr(cells, {s.T + 1, s.N, s.H}, "cells");
+  a.gates = in_ptr(gates, {s.T, s.N, gate_cache_width(s)}, "gates");
   RECFAST_CHECK(!lstm || a.cells, "the LSTM backward needs cells");
   RECFAST_CHECK(s.cell == Cell::rnn || a.gates, "the GRU/LSTM backward needs gates");
-  a.grad_out = in(grad_out, {s.T, s.N, s.H}, "grad_out");
-  a.grad_h_last = in(grad_h_last, {s.N, s.H}, "grad_h_last");
-  a.grad_c_last = in(grad_c_last, {s.N, s.H}, "grad_c_last");
-  a.grad_xs = inout(grad_xs, {s.T, s.N, s.D}, "grad_xs");
-  a.grad_h0 = inout(grad_h0, {s.N, s.H}, "grad_h0");
-  a.grad_c0 = inout(grad_c0, {s.N, s.H}, "grad_c0");
-  a.grad_W = inout(grad_W, {GH, s.D}, "grad_W");
-  a.grad_U = inout(grad_U, {GH, s.H}, "grad_U");
-  a.grad_b_ih = inout(grad_b_ih, {GH}, "grad_b_ih");
-  a.grad_b_hh = inout(grad_b_hh, {GH}, "grad_b_hh");
+  a.grad_out = in_ptr(grad_out, {s.T, s.N, s.H}, "grad_out");
+  a.grad_h_last = in_ptr(grad_h_last, {s.N, s.H}, "grad_h_last");
+  a.grad_c_last = in_ptr(grad_c_last, {s.N, s.H}, "grad_c_last");
+  a.grad_xs = out_ptr(grad_xs, {s.T, s.N, s.D}, "grad_xs");
+  a.grad_h0 = out_ptr(grad_h0, {s.N, s.H}, "grad_h0");
+  a.grad_c0 = out_ptr(grad_c0, {s.N, s.H}, "grad_c0");
+  a.grad_W = out_ptr(grad_W, {GH, s.D}, "grad_W");
+  a.grad_U = out_ptr(grad_U, {GH, s.H}, "grad_U");
+  a.grad_b_ih = out_ptr(grad_b_ih, {GH}, "grad_b_ih");
+  a.grad_b_hh = out_ptr(grad_b_hh, {GH}, "grad_b_hh");
   py::gil_scoped_release nogil;
   rnn_backward(s, a, num_threads);
 }

@@ -6,7 +6,9 @@
 #include <memory>
 
 #include "recfast/blas.hpp"
+#include "recfast/isa.hpp"
 #include "recfast/rnn.hpp"
+#include "rnn_rows.hpp"
 
 namespace recfast {
 namespace {
@@ -16,63 +18,24 @@ std::unique_ptr<T[]> scratch(int64_t n) {  // uninitialised: every element is wr
   return std::unique_ptr<T[]>(new T[static_cast<size_t>(std::max<int64_t>(n, 1))]);
 }
 
-inline bool active(const int64_t* lengths, int64_t n, int64_t t) {
-  return lengths == nullptr || t < lengths[n];
+template <typename T>
+void forward_rows(const RnnShape& s, const RowsForward<T>& a) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  const Isa isa = cpu_isa();
+  if (isa == Isa::avx512) return avx512::rnn_forward_rows(s, a);
+  if (isa == Isa::avx2) return avx2::rnn_forward_rows(s, a);
+#endif
+  baseline::rnn_forward_rows(s, a);
 }
 
-// One step's fused pass over a batch row. xw: W x + b_ih row (G H); hu: U h_prev row (G H).
 template <typename T>
-void rnn_row(const RnnShape& s, const T* xw, const T* hu, const T* b_hh, const T* hp, const T* cp,
-             T* h, T* c, T* gates) {
-  const int64_t H = s.H;
-  if (s.cell == Cell::rnn) {
-#pragma omp simd
-    for (int64_t j = 0; j < H; ++j) h[j] = xw[j] + hu[j];
-    switch (s.act) {  // the switch sits outside the loops so that each one vectorizes
-      case Act::relu:
-#pragma omp simd
-        for (int64_t j = 0; j < H; ++j) h[j] = act_forward(Act::relu, h[j]);
-        break;
-      case Act::sigmoid:
-#pragma omp simd
-        for (int64_t j = 0; j < H; ++j) h[j] = act_forward(Act::sigmoid, h[j]);
-        break;
-      case Act::tanh:
-#pragma omp simd
-        for (int64_t j = 0; j < H; ++j) h[j] = act_forward(Act::tanh, h[j]);
-        break;
-      default:
-        break;
-    }
-  } else if (s.cell == Cell::gru) {
-    T* g = gates;  // r, z, n, hn: a cache row, or scratch
-#pragma omp simd
-    for (int64_t j = 0; j < H; ++j) {
-      const T bhr = b_hh[j], bhz = b_hh[H + j], bhn = b_hh[2 * H + j];
-      const T hn = hu[2 * H + j] + bhn;
-      const GruGates<T> q =
-          gru_forward(xw[j], xw[H + j], xw[2 * H + j], hu[j] + bhr, hu[H + j] + bhz, hn, hp[j]);
-      g[j] = q.r;
-      g[H + j] = q.z;
-      g[2 * H + j] = q.n;
-      g[3 * H + j] = hn;
-      h[j] = q.h;
-    }
-  } else {
-    T* g = gates;  // i, f, g, o
-#pragma omp simd
-    for (int64_t j = 0; j < H; ++j) {
-      const LstmGates<T> q =
-          lstm_forward(xw[j] + hu[j], xw[H + j] + hu[H + j], xw[2 * H + j] + hu[2 * H + j],
-                       xw[3 * H + j] + hu[3 * H + j], cp[j]);
-      g[j] = q.i;
-      g[H + j] = q.f;
-      g[2 * H + j] = q.g;
-      g[3 * H + j] = q.o;
-      c[j] = q.c;
-      h[j] = q.h;
-    }
-  }
+void backward_rows(const RnnShape& s, const RowsBackward<T>& a) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  const Isa isa = cpu_isa();
+  if (isa == Isa::avx512) return avx512::rnn_backward_rows(s, a);
+  if (isa == Isa::avx2) return avx2::rnn_backward_rows(s, a);
+#endif
+  baseline::rnn_backward_rows(s, a);
 }
 
 template <typename T>
@@ -100,7 +63,7 @@ void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
   const T* b_hh = a.b_hh ? a.b_hh : zero_bias.get();
   // Without a cache, h and c ping-pong between two buffers, and gates go to a one-row scratch.
   auto ping = scratch<T>(cached ? 0 : 4 * NH);
-  auto gate_row = scratch<T>(cached ? 0 : gw);
+  auto gate_row = scratch<T>(gw);
   auto state = [&](int64_t t) -> T* {
     return cached ? a.states + t * NH : ping.get() + (t & 1) * NH;
   };
@@ -114,74 +77,23 @@ void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
     const T *hp = state(t), *cp = lstm ? cell(t) : nullptr;
     T *hn = state(t + 1), *cn = lstm ? cell(t + 1) : nullptr;
     blas::gemm(false, true, N, GH, H, T(1), hp, H, a.U, H, T(0), hu.get(), GH);
-    for (int64_t n = 0; n < N; ++n) {
-      T* out = a.out ? a.out + (t * N + n) * H : nullptr;
-      if (!active(a.lengths, n, t)) {  // frozen past the end; outputs there are zero
-        std::memcpy(hn + n * H, hp + n * H, sizeof(T) * static_cast<size_t>(H));
-        if (lstm) std::memcpy(cn + n * H, cp + n * H, sizeof(T) * static_cast<size_t>(H));
-        if (cached && gw)
-          std::fill(a.gates + (t * N + n) * gw, a.gates + (t * N + n + 1) * gw, T(0));
-        if (out) std::fill(out, out + H, T(0));
-        continue;
-      }
-      T* g = cached ? a.gates + (t * N + n) * gw : gate_row.get();
-      rnn_row(s, xw.get() + (t * N + n) * GH, hu.get() + n * GH, b_hh, hp + n * H,
-              lstm ? cp + n * H : nullptr, hn + n * H, lstm ? cn + n * H : nullptr, g);
-      if (out) std::memcpy(out, hn + n * H, sizeof(T) * static_cast<size_t>(H));
-    }
+    RowsForward<T> r;
+    r.xw = xw.get() + t * N * GH;
+    r.hu = hu.get();
+    r.b_hh = b_hh;
+    r.hp = hp;
+    r.cp = cp;
+    r.hn = hn;
+    r.cn = cn;
+    r.gates = cached && gw ? a.gates + t * N * gw : nullptr;
+    r.gate_scratch = gate_row.get();
+    r.out = a.out ? a.out + t * NH : nullptr;
+    r.lengths = a.lengths;
+    r.t = t;
+    forward_rows(s, r);
   }
   std::memcpy(a.h_last, state(T_), sizeof(T) * static_cast<size_t>(NH));
   if (lstm && a.c_last) std::memcpy(a.c_last, cell(T_), sizeof(T) * static_cast<size_t>(NH));
-}
-
-// One batch row of step t backward. dh: gradient reaching h_t (grad_out already added); dc (LSTM)
-// is updated in place to the gradient reaching c_{t-1}. Writes the pre-activation gradients of
-// the input side (dgx) and recurrent side (dgh, the GRU's only) and the direct part of dh_{t-1}.
-template <typename T>
-void rnn_row_backward(const RnnShape& s, const T* dh, T* dc, const T* hp, const T* h, const T* cp,
-                      const T* c, const T* g, T* dgx, T* dgh, T* direct) {
-  const int64_t H = s.H;
-  if (s.cell == Cell::rnn) {
-    switch (s.act) {
-      case Act::relu:
-#pragma omp simd
-        for (int64_t j = 0; j < H; ++j) dgx[j] = dh[j] * act_grad_from_output(Act::relu, h[j]);
-        break;
-      case Act::sigmoid:
-#pragma omp simd
-        for (int64_t j = 0; j < H; ++j) dgx[j] = dh[j] * act_grad_from_output(Act::sigmoid, h[j]);
-        break;
-      case Act::tanh:
-#pragma omp simd
-        for (int64_t j = 0; j < H; ++j) dgx[j] = dh[j] * act_grad_from_output(Act::tanh, h[j]);
-        break;
-      default:
-        std::memcpy(dgx, dh, sizeof(T) * static_cast<size_t>(H));
-    }
-    std::fill(direct, direct + H, T(0));
-  } else if (s.cell == Cell::gru) {
-#pragma omp simd
-    for (int64_t j = 0; j < H; ++j) {
-      const GruGrads<T> d = gru_backward(dh[j], hp[j], g[j], g[H + j], g[2 * H + j], g[3 * H + j]);
-      dgx[j] = dgh[j] = d.dr;
-      dgx[H + j] = dgh[H + j] = d.dz;
-      dgx[2 * H + j] = d.dn;
-      dgh[2 * H + j] = d.dhn;
-      direct[j] = d.dh_prev;
-    }
-  } else {
-#pragma omp simd
-    for (int64_t j = 0; j < H; ++j) {
-      const LstmGrads<T> d =
-          lstm_backward(dh[j], dc[j], cp[j], g[j], g[H + j], g[2 * H + j], g[3 * H + j], c[j]);
-      dgx[j] = d.di;
-      dgx[H + j] = d.df;
-      dgx[2 * H + j] = d.dg;
-      dgx[3 * H + j] = d.do_;
-      dc[j] = d.dc_prev;
-      direct[j] = T(0);
-    }
-  }
 }
 
 // Column sums of a (rows, cols) matrix as a GEMM with a ones vector (BLAS threads it).
@@ -218,28 +130,22 @@ void backward_impl(const RnnShape& s, const RnnBackwardArgs<T>& a, int nt) {
   }
 
   for (int64_t t = T_ - 1; t >= 0; --t) {
-    const T *hp = a.states + t * NH, *h = a.states + (t + 1) * NH;
-    for (int64_t n = 0; n < N; ++n) {
-      T *gx = dgx.get() + (t * N + n) * GH, *gh = dgh + (t * N + n) * GH;
-      T* nx = next.get() + n * H;
-      if (!active(a.lengths, n, t)) {  // h_t = h_{t-1}: the gradient passes through untouched
-        std::fill(gx, gx + GH, T(0));
-        if (gru) std::fill(gh, gh + GH, T(0));
-        std::memcpy(nx, dh.get() + n * H, sizeof(T) * static_cast<size_t>(H));
-        continue;
-      }
-      const T* d = dh.get() + n * H;
-      if (a.grad_out) {
-        const T* go = a.grad_out + (t * N + n) * H;
-#pragma omp simd
-        for (int64_t j = 0; j < H; ++j) tot[j] = d[j] + go[j];
-        d = tot.get();
-      }
-      rnn_row_backward(s, d, lstm ? dc.get() + n * H : nullptr, hp + n * H, h + n * H,
-                       lstm ? a.cells + t * NH + n * H : nullptr,
-                       lstm ? a.cells + (t + 1) * NH + n * H : nullptr,
-                       gw ? a.gates + (t * N + n) * gw : nullptr, gx, gh, nx);
-    }
+    RowsBackward<T> r;
+    r.dh = dh.get();
+    r.grad_out = a.grad_out ? a.grad_out + t * NH : nullptr;
+    r.dc = lstm ? dc.get() : nullptr;
+    r.hp = a.states + t * NH;
+    r.h = a.states + (t + 1) * NH;
+    r.cp = lstm ? a.cells + t * NH : nullptr;
+    r.c = lstm ? a.cells + (t + 1) * NH : nullptr;
+    r.gates = gw ? a.gates + t * N * gw : nullptr;
+    r.dgx = dgx.get() + t * N * GH;
+    r.dgh = dgh + t * N * GH;
+    r.next = next.get();
+    r.tot = tot.get();
+    r.lengths = a.lengths;
+    r.t = t;
+    backward_rows(s, r);
     // dh_{t-1} = direct part (or the passed-through gradient) + dG_hh U; zero rows add nothing.
     blas::gemm(false, false, N, H, GH, T(1), dgh + t * N * GH, GH, a.U, H, T(1), next.get(), H);
     std::swap(dh, next);
