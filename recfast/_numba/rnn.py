@@ -59,10 +59,19 @@ def _blas_pools() -> tuple[tuple, ...]:
     )
 
 
+# OpenBLAS runs a GEMM below 65536 x 4 multiply-adds on one thread whatever its pool size, so
+# calls whose products are all smaller skip the (microseconds of) thread-count calls.
+_BLAS_SMP_MIN = 1 << 18
+
+
 @contextlib.contextmanager
-def _blas_threads(n: int) -> Iterator[None]:
-    """Run the enclosed BLAS products on ``n`` threads (then restore each pool's count)."""
+def _blas_threads(n: int, work: int) -> Iterator[None]:
+    """Run the enclosed BLAS products on ``n`` threads (then restore each pool's count); ``work``
+    is the multiply-adds of the largest product."""
     changed = []
+    if work < _BLAS_SMP_MIN:
+        yield
+        return
     try:
         for setter, getter in _blas_pools():
             prev = int(getter())
@@ -183,7 +192,7 @@ def rnn_forward(
     b_hh = np.zeros(GH, dt) if b_hh is None else b_hh
     lens = np.full(N, T, np.int64) if lengths is None else lengths
     one, code = dt.type(1), _CODES[activation]
-    with _blas_threads(num_threads):
+    with _blas_threads(num_threads, T * N * GH * max(D, H)):
         # Input projections of every step at once (one NumPy GEMM), input bias folded in.
         xw = np.matmul(xs.reshape(T * N, D), W.T).reshape(T, N, GH)
         if b_ih is not None:
@@ -317,7 +326,7 @@ def rnn_backward(
     dgh = np.empty((T, N, GH), dt) if kind == 1 else dgx  # the sides differ for the GRU only
     lens = np.full(N, T, np.int64) if lengths is None else lengths
     one, code = dt.type(1), _CODES[activation]
-    with _blas_threads(num_threads):
+    with _blas_threads(num_threads, T * N * GH * max(D, H)):
         if N * GH * H < _PY_LOOP_MIN:
             _backward_loop(kind, code, one, lens, U, states, cs, gs, go, grad_out is not None,
                            dh, dc, dgx, dgh)  # fmt: skip
