@@ -297,12 +297,20 @@ def test_threads_and_gil():
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return sorted((i["filepath"], i["num_threads"]) for i in threadpool_info()
+                      if i["user_api"] == "blas")  # fmt: skip
+
+    before = blas_threads()
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors
+    assert blas_threads() == before  # overlapping calls leave the BLAS pool as they found it
     for r in results:
         np.testing.assert_allclose(r, expected, rtol=1e-5, atol=1e-6)
 
