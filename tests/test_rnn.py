@@ -297,12 +297,20 @@ def test_threads_and_gil():
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return sorted((i["filepath"], i["num_threads"]) for i in threadpool_info()
+                      if i["user_api"] == "blas")  # fmt: skip
+
+    before = blas_threads()
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors
+    assert blas_threads() == before  # overlapping calls leave the BLAS pool as they found it
     for r in results:
         np.testing.assert_allclose(r, expected, rtol=1e-5, atol=1e-6)
 
@@ -507,3 +515,25 @@ def test_top_level_exports():
 
     for name in ("rnn_forward", "rnn_backward", "rnn_step", "gru_step", "lstm_step", "rnn_output"):
         assert getattr(recfast, name) is getattr(rnn, name)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("N", [16, 70])  # packed weights with 2 threads / BLAS products (N > 64)
+def test_large_batch_paths_and_thread_counts(cell, N):
+    """Both product paths of the native kernel, and thread counts, against the reference."""
+    xs, h0, c0, p, lens, rng = make_problem(cell, 5, N, 24, 64, np.float64, seed=N)
+    ref = run_forward_op("reference", cell, "tanh", xs, h0, c0, p, lens)
+    go = rng.standard_normal((5, N, 64))
+    gh = rng.standard_normal((N, 64))
+    gc = rng.standard_normal((N, 64)) if cell == "lstm" else None
+    gref = run_backward_op("reference", cell, "tanh", xs, p, lens, ref, go, gh, gc)
+    for backend in BACKENDS:
+        for nt in (1, 2):
+            res = rnn.rnn_forward(xs, h0, p, cell=cell, c0=c0, lengths=lens, return_cache=True,
+                                  num_threads=nt, backend=backend)  # fmt: skip
+            close(res.outputs, ref["out"], np.float64, f"{backend} nt={nt} outputs")
+            close(res.cache.states, ref["states"], np.float64, f"{backend} nt={nt} states")
+            g = rnn.rnn_backward(go, gh, res.cache, p, grad_c_last=gc, num_threads=nt,
+                                 backend=backend)  # fmt: skip
+            for key in ("xs", "h0", "W", "U"):
+                close(g[key], gref[key], np.float64, f"{backend} nt={nt} grad {key}")

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <mutex>
 
 #include "recfast/common.hpp"
 
@@ -128,19 +129,26 @@ bool installed() {
   return (g_sgemm.load() && g_dgemm.load()) || (g_sgemm64.load() && g_dgemm64.load());
 }
 
+// Overlapping scopes (calls from several Python threads) share the pool: each sets its count, and
+// the last one out restores the count the first one found, so no setting leaks out.
+std::mutex g_scope_mutex;
+int g_scopes = 0, g_original = 0;
+
 ThreadScope::ThreadScope(int n) {
   auto st = g_set_threads.load(std::memory_order_acquire);
   auto gt = g_get_threads.load(std::memory_order_acquire);
   if (!st || !gt || n < 1) return;
+  std::lock_guard<std::mutex> lock(g_scope_mutex);
   const int cur = gt();
-  if (cur != n) {
-    st(n);
-    previous_ = cur;
-  }
+  if (g_scopes++ == 0) g_original = cur;
+  if (cur != n) st(n);
+  active_ = true;
 }
 
 ThreadScope::~ThreadScope() {
-  if (previous_ > 0) g_set_threads.load(std::memory_order_acquire)(previous_);
+  if (!active_) return;
+  std::lock_guard<std::mutex> lock(g_scope_mutex);
+  if (--g_scopes == 0 && g_get_threads.load()() != g_original) g_set_threads.load()(g_original);
 }
 
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* A,

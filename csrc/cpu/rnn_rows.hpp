@@ -22,6 +22,7 @@ struct RowsForward {          // step t, all (N, .) arrays offset to this step
   T* out = nullptr;           // (N, H) this step's outputs, or null
   const int64_t* lengths = nullptr;
   int64_t t = 0;
+  int64_t n0 = 0, n1 = 0;  // the batch rows [n0, n1) this call handles
 };
 
 template <typename T>
@@ -36,14 +37,43 @@ struct RowsBackward {
   T* tot = nullptr;   // (H,) scratch
   const int64_t* lengths = nullptr;
   int64_t t = 0;
+  int64_t n0 = 0, n1 = 0;
 };
 
-#define RECFAST_DECLARE_RNN_ISA(ns)                                         \
-  namespace ns {                                                            \
-  void rnn_forward_rows(const RnnShape& s, const RowsForward<float>& a);    \
-  void rnn_forward_rows(const RnnShape& s, const RowsForward<double>& a);   \
-  void rnn_backward_rows(const RnnShape& s, const RowsBackward<float>& a);  \
-  void rnn_backward_rows(const RnnShape& s, const RowsBackward<double>& a); \
+// Column panels of a packed weight matrix: two SIMD registers of AVX2 wide.
+template <typename T>
+constexpr int64_t kPanel = 64 / int64_t(sizeof(T));
+
+// Packs B (n_out x K, element (j, k) at src[j * stride_out + k * stride_k]) into panels of kPanel
+// columns, each stored k-major (kPanel values per k), zero-padded: the layout rnn_packed_gemm
+// streams. Done once per sequence call; BLAS would repack the weights on every step.
+template <typename T>
+void pack_panels(const T* src, int64_t n_out, int64_t K, int64_t stride_out, int64_t stride_k,
+                 T* dst) {
+  constexpr int64_t W = kPanel<T>;
+  for (int64_t p = 0; p * W < n_out; ++p)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t c = 0; c < W; ++c) {
+        const int64_t j = p * W + c;
+        dst[(p * K + k) * W + c] = j < n_out ? src[j * stride_out + k * stride_k] : T(0);
+      }
+}
+
+template <typename T>
+constexpr int64_t packed_size(int64_t n_out, int64_t K) {
+  return (n_out + kPanel<T> - 1) / kPanel<T> * kPanel<T> * K;
+}
+
+#define RECFAST_DECLARE_RNN_ISA(ns)                                                             \
+  namespace ns {                                                                                \
+  void rnn_forward_rows(const RnnShape& s, const RowsForward<float>& a);                        \
+  void rnn_forward_rows(const RnnShape& s, const RowsForward<double>& a);                       \
+  void rnn_backward_rows(const RnnShape& s, const RowsBackward<float>& a);                      \
+  void rnn_backward_rows(const RnnShape& s, const RowsBackward<double>& a);                     \
+  void rnn_packed_gemm(const float* A, int64_t lda, const float* P, int64_t n_out, int64_t K,   \
+                       float* C, int64_t ldc, int64_t rows, bool accumulate);                   \
+  void rnn_packed_gemm(const double* A, int64_t lda, const double* P, int64_t n_out, int64_t K, \
+                       double* C, int64_t ldc, int64_t rows, bool accumulate);                  \
   }
 RECFAST_DECLARE_RNN_ISA(baseline)
 #if defined(__x86_64__) && defined(__GNUC__)

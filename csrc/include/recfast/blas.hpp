@@ -38,9 +38,9 @@ void install64(sgemm64_fn s, dgemm64_fn d, sgemv64_fn sv, dgemv64_fn dv, set_thr
                get_threads_fn get_threads);
 bool installed();
 
-// Sets the BLAS pool's thread count for its lifetime and restores the previous count after (a
-// no-op when unchanged or when the BLAS exported no setter). OpenBLAS's pool is process-wide, so
-// concurrent calls asking for different counts only change speed, never results.
+// Sets the BLAS pool's thread count for its lifetime; the last of overlapping scopes restores the
+// count found by the first (a no-op when the BLAS exported no setter). OpenBLAS's pool is
+// process-wide, so concurrent calls asking for different counts change speed, never results.
 class ThreadScope {
  public:
   explicit ThreadScope(int n);
@@ -49,7 +49,7 @@ class ThreadScope {
   ThreadScope& operator=(const ThreadScope&) = delete;
 
  private:
-  int previous_ = 0;
+  bool active_ = false;
 };
 
 // C (m x n) = alpha * op(A) * op(B) + beta * C, all row-major. op(A) is m x k: A is stored (m, lda)
