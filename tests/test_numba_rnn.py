@@ -70,3 +70,48 @@ def test_both_drivers_match_reference(monkeypatch, driver, cell, act, dtype):
             assert got[key] is None
             continue
         np.testing.assert_allclose(got[key], w, rtol=0, atol=tol, err_msg=key)
+
+
+def test_overlapping_calls_leave_the_blas_pools_as_found():
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    import recfast
+
+    rng = np.random.default_rng(0)
+    T, N, D, H = 20, 16, 32, 48  # products above OpenBLAS's one-thread threshold: scoped
+    xs = rng.standard_normal((T, N, D)).astype(np.float32)
+    h0 = np.zeros((N, H), np.float32)
+    p = {"W": (0.2 * rng.standard_normal((3 * H, D))).astype(np.float32),
+         "U": (0.2 * rng.standard_normal((3 * H, H))).astype(np.float32)}  # fmt: skip
+    want = recfast.rnn_forward(xs, h0, p, cell="gru", num_threads=1, backend="reference").outputs
+
+    def pools():
+        return sorted((i["filepath"], i["num_threads"]) for i in threadpool_info()
+                      if i["user_api"] == "blas")  # fmt: skip
+
+    # a first call loads SciPy's BLAS too (Numba's np.dot), so that both pools are listed
+    recfast.rnn_forward(xs, h0, p, cell="gru", num_threads=1, backend="numba")
+    before, results, errors = pools(), [None] * 4, []
+
+    def work(i):
+        try:
+            for _ in range(5):
+                res = recfast.rnn_forward(xs, h0, p, cell="gru", return_cache=True,
+                                          num_threads=1 + i % 2, backend="numba")  # fmt: skip
+                recfast.rnn_backward(None, np.ones((N, H), np.float32), res.cache, p,
+                                     num_threads=1 + i % 2, backend="numba")  # fmt: skip
+            results[i] = res.outputs
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert pools() == before
+    for r in results:
+        np.testing.assert_allclose(r, want, rtol=1e-5, atol=1e-6)

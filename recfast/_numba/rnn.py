@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -64,24 +65,38 @@ def _blas_pools() -> tuple[tuple, ...]:
 _BLAS_SMP_MIN = 1 << 18
 
 
+# Overlapping calls (from several Python threads) share one count of open scopes: the first one
+# records each pool's size and the last one restores it, as the C++ kernels' ThreadScope does.
+_scope_lock = threading.Lock()
+_scope_open = 0
+_scope_saved: list[int] = []
+
+
 @contextlib.contextmanager
 def _blas_threads(n: int, work: int) -> Iterator[None]:
-    """Run the enclosed BLAS products on ``n`` threads (then restore each pool's count); ``work``
-    is the multiply-adds of the largest product."""
-    changed = []
-    if work < _BLAS_SMP_MIN:
+    """Run the enclosed BLAS products on ``n`` threads and leave the pools as they were found;
+    ``work`` is the multiply-adds of the largest product."""
+    global _scope_open
+    pools = _blas_pools() if work >= _BLAS_SMP_MIN else ()
+    if not pools:
         yield
         return
-    try:
-        for setter, getter in _blas_pools():
-            prev = int(getter())
-            if prev != n:
+    with _scope_lock:
+        if _scope_open == 0:
+            _scope_saved[:] = [int(getter()) for _, getter in pools]
+        _scope_open += 1
+        for setter, getter in pools:
+            if int(getter()) != n:
                 setter(int(n))
-                changed.append((setter, prev))
+    try:
         yield
     finally:
-        for setter, prev in changed:
-            setter(prev)
+        with _scope_lock:
+            _scope_open -= 1
+            if _scope_open == 0:
+                for (setter, getter), prev in zip(pools, _scope_saved):
+                    if int(getter()) != prev:
+                        setter(prev)
 
 
 # --------------------------------------------------------------------------- forward
