@@ -36,7 +36,7 @@ def test_gru4rec_beats_most_popular_on_ml100k(ml100k):
     # in the prefix are excluded from the top 20 for both the model and the baseline (ml-100k
     # has no repeated user-item pairs, so the held-out item is never among them).
     # Measured (float32, num_threads=1, random_state=0, 2 shared cores): most-popular 0.1262,
-    # GRU4Rec 0.2291 (1.82x), fit 9-13 s (cpu or numba backend: the same recall); seeds 1 and 2
+    # GRU4Rec 0.2291 (1.82x), fit 5-13 s (load; cpu or numba backend: the same recall); seeds 1, 2
     # give 2.00x and 1.86x; 10 epochs at learning_rate=0.005: 0.2619 (2.08x) in 30 s.
     ratings = load_movielens(ml100k)
     prefixes, targets, _ = leave_last_out(user_sequences(ratings))
