@@ -10,9 +10,9 @@ Two drivers share the fused passes. Small per-step products run the whole time l
 ``njit`` call (Numba's ``np.dot``, which is tied to SciPy's BLAS): no per-step dispatch. Larger
 ones loop in Python around ``np.matmul(..., out=)``: NumPy's bundled OpenBLAS (the one the C++
 kernels prefer too) measured up to 1.6x faster than SciPy's copy on such products (float32, small
-batches) and never slower, which outweighs a few microseconds of dispatch per step. The BLAS thread count is scoped to ``num_threads``; the
-fused passes run on the calling thread (no ``parallel=True``: spinning Numba workers starve the
-BLAS threads between the products).
+batches) and never slower, which outweighs a few microseconds of dispatch per step. The BLAS
+thread count is scoped to ``num_threads``; the fused passes run on the calling thread (no
+``parallel=True``: spinning Numba workers starve the BLAS threads between the products).
 
 Same signatures and cache contract as :mod:`recfast.reference.rnn`.
 """
