@@ -29,8 +29,10 @@ def run(mod, cell, act, xs, h0, c0, W, U, b_ih, b_hh, lens, go, gh, gc):
              c0=np.full_like(h0, np.nan) if lstm else None, W=np.full_like(W, np.nan),
              U=np.full_like(U, np.nan), b_ih=np.full(W.shape[0], np.nan, dt),
              b_hh=np.full(W.shape[0], np.nan, dt))  # fmt: skip
-    mod.rnn_backward(cell, act, xs, W, U, lens, f["states"], f["cells"], f["gates"], go, gh, gc,
-                     g["xs"], g["h0"], g["c0"], g["W"], g["U"], g["b_ih"], g["b_hh"], 1)  # fmt: skip
+    mod.rnn_backward(
+        cell, act, xs, W, U, lens, f["states"], f["cells"], f["gates"], go, gh, gc, g["xs"],
+        g["h0"], g["c0"], g["W"], g["U"], g["b_ih"], g["b_hh"], 1,
+    )  # fmt: skip
     # without a cache (ping-pong buffers), the same outputs
     out2, h2 = np.full((T, N, H), np.nan, dt), np.full((N, H), np.nan, dt)
     c2 = np.full((N, H), np.nan, dt) if lstm else None
