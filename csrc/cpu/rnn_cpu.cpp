@@ -133,7 +133,7 @@ void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
     r.n1 = n1;
     forward_rows(s, r);
   };
-  if (N > kPackedMaxRows) {
+  if (N > kPackedMaxRows || T_ < 2) {  // packing for one step would cost what it saves
     for (int64_t t = 0; t < T_; ++t) {
       blas::gemm(false, true, N, GH, H, T(1), state(t), H, a.U, H, T(0), hu.get(), GH);
       step(t, 0, N, gate_row.get());
@@ -216,7 +216,7 @@ void backward_impl(const RnnShape& s, const RnnBackwardArgs<T>& a, int nt) {
     backward_rows(s, r);
   };
   // dh_{t-1} = direct part (or the passed-through gradient) + dG_hh U; zero rows add nothing.
-  if (N > kPackedMaxRows) {
+  if (N > kPackedMaxRows || T_ < 2) {  // packing for one step would cost what it saves
     auto tot = scratch<T>(H);
     for (int64_t t = T_ - 1; t >= 0; --t) {
       rows(t, 0, N, tot.get());
