@@ -51,6 +51,10 @@ class RNNCache:
 
     ``states`` (T + 1, N, H): h_0..h_T, frozen past each sequence's end; ``cells`` the LSTM's c the
     same way; ``gates`` (T, N, 4H): GRU r, z, n, U_n h + b_hn, or LSTM i, f, g, o.
+
+    ``xs`` is the caller's input array, not a copy (a copy would double the memory of long
+    sequences): modifying it between forward and backward changes the weight gradients, as
+    modifying a tensor saved for backward would in PyTorch (which raises; NumPy cannot tell).
     """
 
     cell: str
@@ -219,7 +223,10 @@ def rnn_backward(
            g_bhh, nt)  # fmt: skip
     for key in ("b", "b_ih", "b_hh"):
         if params.get(key) is not None:
-            grads[key] = g_bhh if (kind == "gru" and key == "b_hh") else g_bih
+            g = g_bhh if (kind == "gru" and key == "b_hh") else g_bih
+            # A summed pair gets equal gradients, as separate arrays: in-place updates per key
+            # (weight decay, clipping) must not hit one array twice.
+            grads[key] = g.copy() if any(g is v for v in grads.values()) else g
     return grads
 
 

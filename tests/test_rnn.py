@@ -537,3 +537,12 @@ def test_large_batch_paths_and_thread_counts(cell, N):
                                  backend=backend)  # fmt: skip
             for key in ("xs", "h0", "W", "U"):
                 close(g[key], gref[key], np.float64, f"{backend} nt={nt} grad {key}")
+
+
+def test_summed_bias_gradients_are_separate_arrays():
+    xs, h0, _, p, _, _ = make_problem("rnn", 3, 2, 2, 3, lengths=None)
+    split = {"W": p["W"], "U": p["U"], "b_ih": p["b"] * 0.5, "b_hh": p["b"] * 0.5}
+    res = rnn.rnn_forward(xs, h0, split, return_cache=True)
+    g = rnn.rnn_backward(np.ones_like(res.outputs), None, res.cache, split)
+    assert g["b_ih"] is not g["b_hh"] and not np.shares_memory(g["b_ih"], g["b_hh"])
+    np.testing.assert_array_equal(g["b_ih"], g["b_hh"])
