@@ -11,7 +11,16 @@ from recfast._validate import ACTIVATION_CODES
 
 _blas.install(_cpu)
 
-__all__ = ["dense_backward", "dense_forward", "mf_block_layout", "sgd_mf_epoch"]
+__all__ = [
+    "conv2d_backward",
+    "conv2d_forward",
+    "dense_backward",
+    "dense_forward",
+    "max_pool2d_backward",
+    "max_pool2d_forward",
+    "mf_block_layout",
+    "sgd_mf_epoch",
+]
 
 
 def dense_forward(x, W, b, activation, out, num_threads=1):
@@ -33,3 +42,54 @@ def dense_backward(grad_out, x, W, y, activation, needs, num_threads=1):
     gx = g @ W if "x" in needs else None
     gW = g.T @ x if "W" in needs else None
     return gx, gW, gb
+
+
+def conv2d_forward(x, w, bias, geom, activation, out, num_threads=1):
+    g = geom
+    _cpu.conv2d_forward(
+        x,
+        w,
+        bias,
+        out,
+        g.sh,
+        g.sw,
+        g.dh,
+        g.dw,
+        g.pt,
+        g.pl,
+        ACTIVATION_CODES[activation],
+        num_threads,
+    )
+    return out
+
+
+def conv2d_backward(grad_out, x, w, y, activation, geom, needs, num_threads=1):
+    code = ACTIVATION_CODES[activation]
+    co = w.shape[3]
+    g, gb = grad_out, None
+    if code:  # one fused native pass: g * f'(y) and the bias gradient's column sums
+        g = np.empty_like(grad_out)
+        gb = np.empty(co, w.dtype) if "bias" in needs else None
+        _cpu.activation_backward(
+            grad_out.reshape(-1, co), y.reshape(-1, co), g.reshape(-1, co), gb, code, num_threads
+        )
+    elif "bias" in needs:
+        gb = grad_out.reshape(-1, co).sum(axis=0)
+    gx = np.empty_like(x) if "x" in needs else None
+    gw = np.empty_like(w) if "w" in needs else None
+    if gx is not None or gw is not None:
+        s = geom
+        _cpu.conv2d_backward(g, x, w, gx, gw, s.sh, s.sw, s.dh, s.dw, s.pt, s.pl, num_threads)
+    return gx, gw, gb
+
+
+def max_pool2d_forward(x, geom, out, indices, num_threads=1):
+    g = geom
+    _cpu.max_pool2d_forward(x, out, indices, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, num_threads)
+    return out, indices
+
+
+def max_pool2d_backward(grad_out, indices, x_shape, num_threads=1):
+    gx = np.empty(x_shape, grad_out.dtype)
+    _cpu.max_pool2d_backward(grad_out, indices, gx, num_threads)
+    return gx
