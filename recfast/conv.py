@@ -121,15 +121,15 @@ def conv2d(
         user_out = check.out_array("out", out, nchw[1:] if single else nchw, x4.dtype)
         res = np.empty(shape, x4.dtype)
     else:
-        user_out = res = check.out_array("out", out, user_shape, x4.dtype).reshape(shape)
+        user_out = check.out_array("out", out, user_shape, x4.dtype)
+        res = user_out.reshape(shape)  # a view: the kernel writes into user_out
     nt = resolve_num_threads(num_threads)
     _, kernel = select("conv2d_forward", backend, check.array_kind(x4, w, bias))
     if shape[0]:
         kernel(x4, w, bias, geom, act, res, nt)
     if layout == "NCHW":
         user_out[...] = res.transpose(0, 3, 1, 2)[0] if single else res.transpose(0, 3, 1, 2)
-        return user_out
-    return res[0] if single else res
+    return user_out
 
 
 def conv2d_backward(

@@ -11,6 +11,7 @@
 // data gradient is (g @ w^T) scattered back through the same windows (col2im); a thread scatters
 // only into images it owns, or into a private copy when there are fewer images than threads.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -24,7 +25,59 @@
 #include "recfast/conv2d.hpp"
 
 namespace recfast {
+
+#define RECFAST_DECLARE_CONV_ISA(ns)                                                               \
+  namespace ns {                                                                                   \
+  void conv_gemm(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const int64_t* off, \
+                 const float* B, int64_t ldb, float* C, int64_t ldc);                              \
+  void conv_gemm(int64_t m, int64_t n, int64_t k, const double* A, int64_t lda,                    \
+                 const int64_t* off, const double* B, int64_t ldb, double* C, int64_t ldc);        \
+  }
+RECFAST_DECLARE_CONV_ISA(baseline)
+#if defined(__x86_64__) && defined(__GNUC__)
+RECFAST_DECLARE_CONV_ISA(avx2)
+#endif
+
 namespace {
+
+// Asked at first use (a namespace-scope constant could be read before its initializer ran).
+bool has_avx2() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return yes;
+#else
+  return false;
+#endif
+}
+
+// C (m, n) = A (m, k) @ B (k, n) with A(i, p) = A[i * lda + off[p]], overwriting C: the
+// register-blocked kernel of conv2d_gemm.inc.
+template <typename T>
+void small_gemm(int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, const int64_t* off,
+                const T* B, int64_t ldb, T* C, int64_t ldc) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (has_avx2()) return avx2::conv_gemm(m, n, k, A, lda, off, B, ldb, C, ldc);
+#endif
+  baseline::conv_gemm(m, n, k, A, lda, off, B, ldb, C, ldc);
+}
+
+// Forward algorithm: the direct kernel (no im2col inside the image, register-blocked over
+// C_out) for small windows KH*KW*C, where a packing BLAS spends its time packing; im2col + BLAS
+// above. RECFAST_CONV_ALGO=direct|gemm forces one (for measurements and tests).
+constexpr int64_t kDirectMaxK = 64;
+
+bool use_direct(int64_t k) {
+  static const int forced = [] {
+    const char* e = std::getenv("RECFAST_CONV_ALGO");
+    if (!e) return 0;
+    return std::strcmp(e, "direct") == 0 ? 1 : std::strcmp(e, "gemm") == 0 ? 2 : 0;
+  }();
+  if (forced) return forced == 1;
+  return k <= kDirectMaxK;
+}
 
 int thread_id() {
 #ifdef _OPENMP
@@ -157,7 +210,7 @@ void epilogue(T* y, int64_t rows, int64_t co, const T* bias, Act act) {
     switch (act) {  // one loop per activation so each vectorizes
       case Act::relu:
 #pragma omp simd
-        for (int64_t j = 0; j < co; ++j) row[j] = row[j] > T(0) ? row[j] : T(0);
+        for (int64_t j = 0; j < co; ++j) row[j] = row[j] < T(0) ? T(0) : row[j];  // NaN stays
         break;
       case Act::identity:
         break;
@@ -167,12 +220,71 @@ void epilogue(T* y, int64_t rows, int64_t co, const T* bias, Act act) {
   }
 }
 
+// Direct forward: output rows in parallel; inside a row, the pixels whose windows lie inside the
+// image are read in place through tap offsets, the border pixels through a small im2col buffer.
+template <typename T>
+void forward_direct(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, Act act,
+                    int nt) {
+  const int64_t k = s.kh * s.kw * s.c;
+  std::vector<int64_t> taps(static_cast<size_t>(k)), ident(static_cast<size_t>(k));
+  for (int64_t a = 0, p = 0; a < s.kh; ++a)
+    for (int64_t b = 0; b < s.kw; ++b)
+      for (int64_t m = 0; m < s.c; ++m, ++p) {
+        taps[size_t(p)] = (a * s.dh * s.w + b * s.dw) * s.c + m;
+        ident[size_t(p)] = p;
+      }
+  // Interior columns [x_lo, x_hi): every horizontal tap inside the image.
+  const int64_t x_lo = std::min(s.ow, (s.pl + s.sw - 1) / s.sw);
+  const int64_t span = s.w - 1 - (s.kw - 1) * s.dw + s.pl;
+  const int64_t x_hi = span < 0 ? x_lo : std::max(x_lo, std::min(s.ow, span / s.sw + 1));
+  const int64_t tasks = s.n * s.oh;
+  // Below ~64K multiply-adds per thread the OpenMP start-up costs more than it saves.
+  const int64_t work = tasks * s.ow * s.co * k;
+  const int nth = int(std::max<int64_t>(
+      1, std::min<int64_t>({int64_t(nt), tasks, std::max<int64_t>(1, work >> 16)})));
+  ErrorSlot err;
+#pragma omp parallel num_threads(nth) if (nth > 1)
+  {
+    std::vector<T> col;
+    const bool ok = err.run([&] { col.resize(static_cast<size_t>(s.ow * k)); });
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tasks; ++t) {
+      if (!ok) continue;
+      err.run([&] {
+        const int64_t img = t / s.oh, oy = t % s.oh;
+        const T* xi = x + img * s.h * s.w * s.c;
+        T* yrow = y + t * s.ow * s.co;
+        const int64_t iy0 = oy * s.sh - s.pt;
+        const bool inside = iy0 >= 0 && iy0 + (s.kh - 1) * s.dh < s.h && x_hi > x_lo;
+        auto via_col = [&](int64_t ox0, int64_t ox1) {
+          if (ox1 <= ox0) return;
+          im2col(xi, s, oy * s.ow + ox0, ox1 - ox0, col.data());
+          small_gemm(ox1 - ox0, s.co, k, col.data(), k, ident.data(), w, s.co, yrow + ox0 * s.co,
+                     s.co);
+        };
+        if (inside) {
+          const T* a = xi + (iy0 * s.w + x_lo * s.sw - s.pl) * s.c;
+          small_gemm(x_hi - x_lo, s.co, k, a, s.sw * s.c, taps.data(), w, s.co, yrow + x_lo * s.co,
+                     s.co);
+          via_col(0, x_lo);
+          via_col(x_hi, s.ow);
+        } else {
+          via_col(0, s.ow);
+        }
+        epilogue(yrow, s.ow, s.co, bias, act);
+      });
+    }
+  }
+  err.rethrow();
+}
+
 template <typename T>
 void forward_impl(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s, Act act,
                   int nt) {
   if (s.n <= 0 || s.oh <= 0 || s.ow <= 0) return;
-  const Tiling t = make_tiling(s, std::max(1, nt));
   const int64_t k = s.kh * s.kw * s.c;
+  if (use_direct(k)) return forward_direct(x, w, bias, y, s, act, std::max(1, nt));
+  const Tiling t = make_tiling(s, std::max(1, nt));
   const bool direct = is_pointwise(s);
   blas::ThreadScope scope(1);  // BLAS runs inside our threads, one each
   ErrorSlot err;
