@@ -51,7 +51,9 @@ def test_random_shapes(n, h, w, c, size, stride, padding, f32, seed):
 
 def test_large_and_overlapping():
     check(images(3, 30, 26, 40, np.float32, 2), 3, 2, 1, np.float32)  # overlapping windows
-    check(images(1, 64, 64, 3, np.float64, 3), 2, None, 0, np.float64)  # one image, threads
+    # above the kernels' parallel threshold (2**18 outputs): by image, and by channel block
+    check(images(8, 64, 64, 32, np.float32, 3), 2, None, 0, np.float32)
+    check(images(1, 128, 128, 64, np.float32, 4), 2, None, 0, np.float32)
 
 
 def test_hand_computed_and_index_convention():

@@ -33,95 +33,59 @@ def _act_grad(y, code):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _forward(x, w, b, has_b, sh, sw, dh, dw, pt, pl, code, y):
+def _im2col(x, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, col):
+    """col (n * oh * ow, kh * kw * c): the receptive field of each output pixel (zeros outside)."""
     n, h, wd, c = x.shape
-    kh, kw, _, co = w.shape
-    _, oh, ow, _ = y.shape
     for t in prange(n * oh):
         i, r = t // oh, t % oh
-        acc = np.empty(co, y.dtype)
         for q in range(ow):
-            for o in range(co):
-                acc[o] = b[o] if has_b else 0
+            row = t * ow + q
+            p = 0
             for a in range(kh):
                 ih = r * sh - pt + a * dh
-                if ih < 0 or ih >= h:
-                    continue
                 for bb in range(kw):
                     iw = q * sw - pl + bb * dw
-                    if iw < 0 or iw >= wd:
-                        continue
+                    inside = ih >= 0 and ih < h and iw >= 0 and iw < wd
                     for m in range(c):
-                        v = x[i, ih, iw, m]
-                        for o in range(co):
-                            acc[o] += v * w[a, bb, m, o]
-            for o in range(co):
-                y[i, r, q, o] = _act(acc[o], code)
+                        col[row, p] = x[i, ih, iw, m] if inside else 0
+                        p += 1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _col2im(colg, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, gx):
+    """gx += the adjoint of _im2col; one iteration per image, so no two write the same element."""
+    n, h, wd, c = gx.shape
+    for i in prange(n):
+        gx[i] = 0
+        for r in range(oh):
+            for q in range(ow):
+                row = (i * oh + r) * ow + q
+                p = 0
+                for a in range(kh):
+                    ih = r * sh - pt + a * dh
+                    for bb in range(kw):
+                        iw = q * sw - pl + bb * dw
+                        if ih >= 0 and ih < h and iw >= 0 and iw < wd:
+                            for m in range(c):
+                                gx[i, ih, iw, m] += colg[row, p + m]
+                        p += c
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _bias_act(y, b, has_b, code):
+    n, co = y.shape
+    for i in prange(n):
+        for o in range(co):
+            z = y[i, o] + b[o] if has_b else y[i, o]
+            y[i, o] = _act(z, code)
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def _grad_pre(g, y, code, out):
-    n, oh, ow, co = g.shape
-    for t in prange(n * oh):
-        i, r = t // oh, t % oh
-        for q in range(ow):
-            for o in range(co):
-                out[i, r, q, o] = g[i, r, q, o] * _act_grad(y[i, r, q, o], code)
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _grad_w(g, x, sh, sw, dh, dw, pt, pl, gw):
-    """Each (tap, input channel) row of gw is owned by one iteration: a reduction without races."""
-    n, h, wd, c = x.shape
-    kh, kw, _, co = gw.shape
-    _, oh, ow, _ = g.shape
-    for t in prange(kh * kw * c):
-        a, rem = t // (kw * c), t % (kw * c)
-        bb, m = rem // c, rem % c
-        acc = np.zeros(co, gw.dtype)
-        for i in range(n):
-            for r in range(oh):
-                ih = r * sh - pt + a * dh
-                if ih < 0 or ih >= h:
-                    continue
-                for q in range(ow):
-                    iw = q * sw - pl + bb * dw
-                    if iw < 0 or iw >= wd:
-                        continue
-                    v = x[i, ih, iw, m]
-                    for o in range(co):
-                        acc[o] += v * g[i, r, q, o]
+    n, co = g.shape
+    for i in prange(n):
         for o in range(co):
-            gw[a, bb, m, o] = acc[o]
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _grad_x(g, w, sh, sw, dh, dw, pt, pl, gx):
-    """Gathers, for each input pixel, the output pixels whose windows cover it (a transposed
-    convolution): each gx row is written by one iteration."""
-    n, h, wd, c = gx.shape
-    kh, kw, _, co = w.shape
-    _, oh, ow, _ = g.shape
-    for t in prange(n * h):
-        i, ih = t // h, t % h
-        for iw in range(wd):
-            for m in range(c):
-                gx[i, ih, iw, m] = 0
-            for a in range(kh):
-                rn = ih + pt - a * dh
-                if rn < 0 or rn % sh != 0 or rn // sh >= oh:
-                    continue
-                r = rn // sh
-                for bb in range(kw):
-                    qn = iw + pl - bb * dw
-                    if qn < 0 or qn % sw != 0 or qn // sw >= ow:
-                        continue
-                    q = qn // sw
-                    for m in range(c):
-                        s = gx[i, ih, iw, m]
-                        for o in range(co):
-                            s += g[i, r, q, o] * w[a, bb, m, o]
-                        gx[i, ih, iw, m] = s
+            out[i, o] = g[i, o] * _act_grad(y[i, o], code)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -171,41 +135,74 @@ class _Threads:
         numba.set_num_threads(self.prev)
 
 
+# Images per im2col batch: the column buffer stays under ~32 MB.
+_COL_BYTES = 1 << 25
+
+
+def _batches(x, geom, k):
+    per_image = geom.oh * geom.ow * k * x.dtype.itemsize
+    step = max(1, _COL_BYTES // max(1, per_image))
+    return range(0, x.shape[0], step), step
+
+
+def _geom_args(w, geom):
+    return (
+        w.shape[0],
+        w.shape[1],
+        geom.sh,
+        geom.sw,
+        geom.dh,
+        geom.dw,
+        geom.pt,
+        geom.pl,
+        geom.oh,
+        geom.ow,
+    )
+
+
 def conv2d_forward(x, w, bias, geom, activation, out, num_threads=1):
+    """im2col (parallel Numba) + NumPy's BLAS GEMM + a parallel bias/activation pass."""
+    k, co = w.shape[0] * w.shape[1] * w.shape[2], w.shape[3]
+    wm = w.reshape(k, co)
+    starts, step = _batches(x, geom, k)
+    code = _CODES[activation]
     with _Threads(num_threads):
-        _forward(
-            x,
-            w,
-            bias if bias is not None else np.zeros(w.shape[3], x.dtype),
-            bias is not None,
-            geom.sh,
-            geom.sw,
-            geom.dh,
-            geom.dw,
-            geom.pt,
-            geom.pl,
-            _CODES[activation],
-            out,
-        )
+        for s0 in starts:
+            xb = x[s0 : s0 + step]
+            col = np.empty((xb.shape[0] * geom.oh * geom.ow, k), x.dtype)
+            _im2col(xb, *_geom_args(w, geom), col)
+            yb = out[s0 : s0 + step].reshape(-1, co)
+            np.matmul(col, wm, out=yb)
+            if bias is not None or code:
+                _bias_act(yb, bias if bias is not None else wm[0], bias is not None, code)
     return out
 
 
 def conv2d_backward(grad_out, x, w, y, activation, geom, needs, num_threads=1):
-    g = grad_out
+    k, co = w.shape[0] * w.shape[1] * w.shape[2], w.shape[3]
+    wm = w.reshape(k, co)
     code = _CODES[activation]
+    starts, step = _batches(x, geom, k)
+    gx = np.empty_like(x) if "x" in needs else None
+    gw = np.zeros((k, co), w.dtype) if "w" in needs else None
     with _Threads(num_threads):
+        g = grad_out.reshape(-1, co)
         if code:
-            g = np.empty_like(grad_out)
-            _grad_pre(grad_out, y, code, g)
-        gx = gw = None
-        if "x" in needs:
-            gx = np.empty_like(x)
-            _grad_x(g, w, geom.sh, geom.sw, geom.dh, geom.dw, geom.pt, geom.pl, gx)
-        if "w" in needs:
-            gw = np.empty_like(w)
-            _grad_w(g, x, geom.sh, geom.sw, geom.dh, geom.dw, geom.pt, geom.pl, gw)
-    gb = g.sum(axis=(0, 1, 2)) if "bias" in needs else None
-    return gx, gw, gb
+            pre = np.empty_like(g)
+            _grad_pre(g, y.reshape(-1, co), code, pre)
+            g = pre
+        g4 = g.reshape(grad_out.shape)
+        for s0 in starts:
+            xb = x[s0 : s0 + step]
+            gb_ = g4[s0 : s0 + step].reshape(-1, co)
+            if gw is not None:
+                col = np.empty((xb.shape[0] * geom.oh * geom.ow, k), x.dtype)
+                _im2col(xb, *_geom_args(w, geom), col)
+                gw += col.T @ gb_
+            if gx is not None:
+                _col2im(gb_ @ wm.T, *_geom_args(w, geom), gx[s0 : s0 + step])
+    gb = g.sum(axis=0) if "bias" in needs else None
+    return gx, (gw.reshape(w.shape) if gw is not None else None), gb
 
 
 def max_pool2d_forward(x, geom, out, indices, num_threads=1):
