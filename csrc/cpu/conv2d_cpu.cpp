@@ -29,9 +29,10 @@ namespace recfast {
 #define RECFAST_DECLARE_CONV_ISA(ns)                                                               \
   namespace ns {                                                                                   \
   void conv_gemm(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const int64_t* off, \
-                 const float* B, int64_t ldb, float* C, int64_t ldc);                              \
+                 const float* B, int64_t ldb, float* C, int64_t ldc, bool acc);                    \
   void conv_gemm(int64_t m, int64_t n, int64_t k, const double* A, int64_t lda,                    \
-                 const int64_t* off, const double* B, int64_t ldb, double* C, int64_t ldc);        \
+                 const int64_t* off, const double* B, int64_t ldb, double* C, int64_t ldc,         \
+                 bool acc);                                                                        \
   }
 RECFAST_DECLARE_CONV_ISA(baseline)
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -57,11 +58,11 @@ bool has_avx2() {
 // register-blocked kernel of conv2d_gemm.inc.
 template <typename T>
 void small_gemm(int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, const int64_t* off,
-                const T* B, int64_t ldb, T* C, int64_t ldc) {
+                const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate = false) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (has_avx2()) return avx2::conv_gemm(m, n, k, A, lda, off, B, ldb, C, ldc);
+  if (has_avx2()) return avx2::conv_gemm(m, n, k, A, lda, off, B, ldb, C, ldc, accumulate);
 #endif
-  baseline::conv_gemm(m, n, k, A, lda, off, B, ldb, C, ldc);
+  baseline::conv_gemm(m, n, k, A, lda, off, B, ldb, C, ldc, accumulate);
 }
 
 // Forward algorithm: the direct kernel (no im2col inside the image, register-blocked over
@@ -328,6 +329,11 @@ void backward_impl(const T* g, const T* x, const T* w, T* gx, T* gw, const Conv2
   if (s.n <= 0 || (!gx && !gw)) return;
   Tiling t = make_tiling(s, std::max(1, nt));
   const bool direct = is_pointwise(s);
+  // Small windows: the weight gradient through the register-blocked kernel (a packing BLAS is
+  // slow at k = KH*KW*C rows of output); row_off[r] = r * k walks the column buffer's rows.
+  const bool small_k = use_direct(k);
+  std::vector<int64_t> row_off(small_k ? static_cast<size_t>(t.rows) : 0);
+  for (size_t r = 0; r < row_off.size(); ++r) row_off[r] = int64_t(r) * (direct ? s.c : k);
   // Data gradient ownership: by image when every thread can have one (or the gradient rows are
   // disjoint anyway: pointwise), else private copies of the (few) images, added after.
   const bool by_image = direct || s.n >= t.threads;
@@ -356,7 +362,10 @@ void backward_impl(const T* g, const T* x, const T* w, T* gx, T* gw, const Conv2
         const T* a = direct ? xi + p0 * s.c : col.data();
         if (!direct) im2col(xi, s, p0, rows, col.data());
         // gw (k, co) += col^T (k, rows) @ g (rows, co)
-        blas::gemm(true, false, k, s.co, rows, T(1), a, k, gc, s.co, T(1), gw_acc, s.co);
+        if (small_k)  // the register-blocked kernel: A(i, r) = col[r * k + i]
+          small_gemm(k, s.co, rows, a, 1, row_off.data(), gc, s.co, gw_acc, s.co, true);
+        else
+          blas::gemm(true, false, k, s.co, rows, T(1), a, k, gc, s.co, T(1), gw_acc, s.co);
       }
       if (gx_dst) {
         T* gxi = gx_dst + img * image;

@@ -31,15 +31,6 @@ RECFAST_HD RECFAST_INLINE int64_t conv_in_coord(int64_t o, int64_t k, int64_t s,
   return o * s - p + k * d;
 }
 
-// Output coordinate whose tap k reads input coordinate i, or -1 when none does.
-RECFAST_HD RECFAST_INLINE int64_t conv_out_coord(int64_t i, int64_t k, int64_t s, int64_t d,
-                                                 int64_t p, int64_t out_size) {
-  const int64_t num = i + p - k * d;
-  if (num < 0 || num % s != 0) return -1;
-  const int64_t o = num / s;
-  return o < out_size ? o : -1;
-}
-
 // Max-pool's comparison: v replaces the running maximum m when larger, or when v is the first NaN.
 template <typename T>
 RECFAST_HD RECFAST_INLINE bool pool_takes(T v, T m) {
