@@ -425,3 +425,46 @@ def test_bindings_recheck_shapes():
         cpu.max_pool2d_backward(
             np.ones((1, 2, 2, 1)), np.full((1, 2, 2, 1), 99), np.empty((1, 4, 4, 1))
         )
+
+
+_ALT_PATHS = """
+import numpy as np, recfast
+rng = np.random.default_rng(0)
+for dtype in (np.float32, np.float64):
+    for co, geom in ((1, {}), (7, dict(padding="same")), (9, dict(stride=2, padding=1)),
+                     (17, dict(dilation=2, padding="full")), (33, dict(padding="same"))):
+        x = rng.standard_normal((3, 9, 11, 2)).astype(dtype)
+        w = (rng.standard_normal((3, 3, 2, co)) / 4).astype(dtype)
+        b = rng.standard_normal(co).astype(dtype)
+        y = recfast.conv2d(x, w, b, activation="tanh", backend="cpu", **geom)
+        r = recfast.conv2d(x, w, b, activation="tanh", backend="reference", **geom)
+        g = rng.standard_normal(y.shape).astype(dtype)
+        got = recfast.conv2d_backward(g, x, w, activation="tanh", output=y, backend="cpu", **geom)
+        exp = recfast.conv2d_backward(g, x, w, activation="tanh", output=r, backend="reference",
+                                      **geom)
+        tol = 1e-4 if dtype == np.float32 else 1e-11
+        for a, e in zip((y, *got), (r, *exp)):
+            np.testing.assert_allclose(a, e, rtol=tol, atol=tol)
+print("ok")
+"""
+
+
+@pytest.mark.skipif("cpu" not in BACKENDS, reason="cpu backend not live")
+@pytest.mark.parametrize(
+    "env", [{"RECFAST_CONV_ISA": "baseline"}, {"RECFAST_CONV_ALGO": "gemm"}], ids=str
+)
+def test_alternative_kernel_paths(env):
+    """The SSE2 copy of the register-blocked kernel (the one CPUs without AVX2 run) and the
+    im2col + BLAS forward for small windows: chosen once per process, so in a subprocess."""
+    import os
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-c", _ALT_PATHS],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-3000:]

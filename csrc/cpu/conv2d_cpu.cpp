@@ -45,6 +45,8 @@ namespace {
 bool has_avx2() {
 #if defined(__x86_64__) && defined(__GNUC__)
   static const bool yes = [] {
+    const char* e = std::getenv("RECFAST_CONV_ISA");  // "baseline" forces the SSE2 copy (tests)
+    if (e && std::strcmp(e, "baseline") == 0) return false;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   }();
