@@ -468,3 +468,20 @@ def test_alternative_kernel_paths(env):
         timeout=300,
     )
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-3000:]
+
+
+def test_geometry_cache_does_not_bypass_validation():
+    """The parsed geometry is cached; True and 1.0 equal 1 as keys but must still be refused."""
+    x, w, _ = problem(1, 5, 5, 1, 2, 3, 3)
+    recfast.conv2d(x, w, stride=1, padding=1, dilation=(1, 1))
+    for bad in (True, 1.0, (True, 1), (1, 1.0)):
+        with pytest.raises(TypeError, match="stride"):
+            recfast.conv2d(x, w, stride=bad, padding=1)
+        with pytest.raises(TypeError, match="dilation"):
+            recfast.conv2d(x, w, dilation=bad)
+    with pytest.raises(TypeError, match="padding"):
+        recfast.conv2d(x, w, padding=1.0)
+    np.testing.assert_allclose(  # lists are not hashable: parsed without the cache
+        recfast.conv2d(x, w, padding=[[1, 1], [0, 2]]),
+        recfast.conv2d(x, w, padding=((1, 1), (0, 2))),
+    )
