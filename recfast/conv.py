@@ -123,6 +123,10 @@ def conv2d(
     else:
         user_out = check.out_array("out", out, user_shape, x4.dtype)
         res = user_out.reshape(shape)  # a view: the kernel writes into user_out
+    if out is not None and any(
+        a is not None and np.may_share_memory(out, a) for a in (x4, w, bias)
+    ):
+        raise ValueError("out must not share memory with x, w or bias (the kernel reads them)")
     nt = resolve_num_threads(num_threads)
     _, kernel = select("conv2d_forward", backend, check.array_kind(x4, w, bias))
     if shape[0]:

@@ -394,6 +394,15 @@ def test_bad_input(backend, case):
         np.testing.assert_array_equal(a, c)
 
 
+def test_out_must_not_alias_inputs():
+    x = np.random.default_rng(0).standard_normal((1, 4, 4, 2))
+    w = np.zeros((1, 1, 2, 2))
+    before = x.copy()
+    with pytest.raises(ValueError, match="share memory"):
+        recfast.conv2d(x, w, out=x)
+    np.testing.assert_array_equal(x, before)
+
+
 def test_bad_backward_input():
     x, w, _ = problem(2, 5, 6, 2, 3, 3, 3)
     g = np.ones((2, 3, 4, 3))
