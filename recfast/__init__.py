@@ -27,11 +27,14 @@ from recfast.conv import (
 from recfast.dense import dense, dense_backward
 from recfast.mf import DivergenceError, mf_block_layout, sgd_mf_epoch
 from recfast.models.mf import MatrixFactorization
+from recfast.models.sequence import GRU4Rec
+from recfast.rnn import gru_step, lstm_step, rnn_backward, rnn_forward, rnn_output, rnn_step
 
 __all__ = [
     "BackendInfo",
     "BackendUnavailableError",
     "DivergenceError",
+    "GRU4Rec",
     "MatrixFactorization",
     "backends",
     "conv2d",
@@ -40,9 +43,15 @@ __all__ = [
     "dense",
     "dense_backward",
     "get_num_threads",
+    "gru_step",
+    "lstm_step",
     "max_pool2d",
     "max_pool2d_backward",
     "mf_block_layout",
+    "rnn_backward",
+    "rnn_forward",
+    "rnn_output",
+    "rnn_step",
     "set_num_threads",
     "sgd_mf_epoch",
     "show_config",

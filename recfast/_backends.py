@@ -82,6 +82,7 @@ def _probe(name: str) -> tuple[ModuleType | None, str]:
     raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
 
 
+@functools.cache
 def cpu_module() -> Any:
     """The compiled ``recfast._cpu`` module, or None."""
     return importlib.import_module("recfast._cpu") if _probe("cpu")[0] is not None else None
@@ -114,6 +115,9 @@ def use_backend(name: str) -> Iterator[None]:
 
 
 _warned: set[str] = set()
+# Automatic choices, per (op, array kind): probing is cached, so the choice cannot change. Saves
+# the search on every call of the per-step ops, whose whole budget is a few microseconds.
+_auto: dict[tuple[str, str], tuple[str, Callable[..., Any]]] = {}
 
 
 def select(
@@ -126,6 +130,10 @@ def select(
     name = backend if backend is not None else _context.get()
     if name is None:
         name = os.environ.get("RECFAST_BACKEND") or None
+    if name is None:
+        hit = _auto.get((op, kind))
+        if hit is not None:
+            return hit
     if name is not None:
         _check_name(name)
         if (name in _GPU) != (kind == "cupy") and name != "reference":
@@ -152,5 +160,6 @@ def select(
                     RuntimeWarning,
                     stacklevel=3,
                 )
+            _auto[(op, kind)] = (name, fn)
             return name, fn
     raise BackendUnavailableError(f"no backend implements {op} for {kind} arrays")

@@ -25,8 +25,13 @@ def show_config(file=None) -> None:
     for b in backends():
         print(f"  {b.name:<10} {'live' if b.available else 'unavailable: ' + b.reason}", file=out)
     if mod is not None:
+        import recfast._cpu_backend  # noqa: F401  (installs the BLAS)
+        from recfast import _blas
+
         print(
-            f"cpu SIMD level: {mod.simd_level()}; OpenMP: {'yes' if mod.openmp else 'no'}", file=out
+            f"cpu SIMD level: {mod.simd_level()}; OpenMP: {'yes' if mod.openmp else 'no'}; "
+            f"GEMM in native kernels: {_blas.source}",
+            file=out,
         )
     print(
         f"threads: {get_num_threads()} (recfast.set_num_threads / num_threads= / "

@@ -54,9 +54,17 @@ def activation_backward(
     num_threads: int = 1,
 ) -> None: ...
 
-# Native GEMM over SciPy's BLAS (recfast/_blas.py installs it at import).
+# Native GEMM over NumPy's or SciPy's BLAS (recfast/_blas.py installs it at import).
 def blas_install(
     sgemm: object, dgemm: object, set_threads: int = 0, get_threads: int = 0
+) -> None: ...
+def blas_install64(
+    sgemm: int,
+    dgemm: int,
+    sgemv: int = 0,
+    dgemv: int = 0,
+    set_threads: int = 0,
+    get_threads: int = 0,
 ) -> None: ...
 def blas_installed() -> bool: ...
 def blas_scoped_threads(n: int, get_threads: int) -> int: ...
@@ -68,6 +76,51 @@ def blas_gemm(
     trans_b: bool = False,
     alpha: float = 1.0,
     beta: float = 0.0,
+) -> None: ...
+
+# Recurrent sequences (csrc/cpu/rnn_cpu.cpp). cell: 0 rnn, 1 gru, 2 lstm; activation: the codes of
+# recfast._validate.ACTIVATION_CODES. Optional arrays are None; see recfast/reference/rnn.py for
+# the cache layout (states (T + 1, N, H), cells (T + 1, N, H), gates (T, N, 4H)).
+def rnn_forward(
+    cell: int,
+    activation: int,
+    xs: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray | None,
+    W: np.ndarray,
+    U: np.ndarray,
+    b_ih: np.ndarray | None,
+    b_hh: np.ndarray | None,
+    lengths: npt.NDArray[np.int64] | None,
+    out: np.ndarray | None,
+    h_last: np.ndarray,
+    c_last: np.ndarray | None,
+    states: np.ndarray | None,
+    cells: np.ndarray | None,
+    gates: np.ndarray | None,
+    num_threads: int = 1,
+) -> None: ...
+def rnn_backward(
+    cell: int,
+    activation: int,
+    xs: np.ndarray,
+    W: np.ndarray,
+    U: np.ndarray,
+    lengths: npt.NDArray[np.int64] | None,
+    states: np.ndarray,
+    cells: np.ndarray | None,
+    gates: np.ndarray | None,
+    grad_out: np.ndarray | None,
+    grad_h_last: np.ndarray | None,
+    grad_c_last: np.ndarray | None,
+    grad_xs: np.ndarray | None,
+    grad_h0: np.ndarray | None,
+    grad_c0: np.ndarray | None,
+    grad_W: np.ndarray | None,
+    grad_U: np.ndarray | None,
+    grad_b_ih: np.ndarray | None,
+    grad_b_hh: np.ndarray | None,
+    num_threads: int = 1,
 ) -> None: ...
 
 # conv2d and max-pooling, NHWC (recfast/_cpu_backend.py adapts them; recfast.conv validates).

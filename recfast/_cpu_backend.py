@@ -7,7 +7,7 @@ import numpy as np
 
 from recfast import _blas, _cpu
 from recfast._cpu import mf_block_layout, sgd_mf_epoch
-from recfast._validate import ACTIVATION_CODES
+from recfast._validate import ACTIVATION_CODES, CELL_CODES
 
 _blas.install(_cpu)
 
@@ -19,6 +19,8 @@ __all__ = [
     "max_pool2d_backward",
     "max_pool2d_forward",
     "mf_block_layout",
+    "rnn_backward",
+    "rnn_forward",
     "sgd_mf_epoch",
 ]
 
@@ -34,14 +36,24 @@ def dense_forward(x, W, b, activation, out, num_threads=1):
 def dense_backward(grad_out, x, W, y, activation, needs, num_threads=1):
     code = ACTIVATION_CODES[activation]
     gb = np.empty(W.shape[0], W.dtype) if "b" in needs else None
-    if code or gb is not None:
+    if code:  # one pass: g = grad_out * f'(y), and its column sums for the bias
         g = np.empty_like(grad_out)
-        _cpu.activation_backward(grad_out, grad_out if y is None else y, g, gb, code, num_threads)
-    else:
+        _cpu.activation_backward(grad_out, y, g, gb, code, num_threads)
+    else:  # no copy of grad_out (with full-softmax scores it is the largest array around)
         g = grad_out
+        if gb is not None:
+            np.sum(g, axis=0, out=gb)
     gx = g @ W if "x" in needs else None
     gW = g.T @ x if "W" in needs else None
     return gx, gW, gb
+
+
+def rnn_forward(cell, activation, *arrays_and_threads):
+    _cpu.rnn_forward(CELL_CODES[cell], ACTIVATION_CODES[activation], *arrays_and_threads)
+
+
+def rnn_backward(cell, activation, *arrays_and_threads):
+    _cpu.rnn_backward(CELL_CODES[cell], ACTIVATION_CODES[activation], *arrays_and_threads)
 
 
 def conv2d_forward(x, w, bias, geom, activation, out, num_threads=1):

@@ -15,6 +15,8 @@ INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
 
 def array_kind(*arrays: Any) -> str:
     """ "numpy" or "cupy" for the given arrays (None entries skipped); mixing kinds is a TypeError."""
+    if all(type(a) is np.ndarray or a is None for a in arrays):  # the common case, fast
+        return "numpy"
     kinds = set()
     for a in arrays:
         if a is None:
@@ -37,6 +39,14 @@ def float_array(
 ) -> np.ndarray:
     """A float32/float64 NumPy array of rank ``ndim``. Output arrays (``writable``) must also be
     C-contiguous and writable, since the kernel updates them in place."""
+    if (
+        type(a) is np.ndarray
+        and a.ndim == ndim
+        and a.dtype.char in "fd"
+        and (dtype is None or a.dtype.char == dtype.char)
+        and not writable
+    ):
+        return a  # the common case, checked fast (per-step ops spend microseconds in all)
     if not isinstance(a, np.ndarray):
         if writable:
             raise TypeError(
@@ -47,7 +57,7 @@ def float_array(
         raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
     if dtype is not None and a.dtype != dtype:
         raise TypeError(
-            f"{name} has dtype {a.dtype} but the factors are {dtype}; convert it explicitly "
+            f"{name} has dtype {a.dtype} but the other inputs are {dtype}; convert it explicitly "
             f"(e.g. {name}.astype(np.{dtype}))"
         )
     if a.ndim != ndim:
@@ -221,6 +231,106 @@ def out_array(name: str, out: Any, shape: tuple[int, ...], dtype: np.dtype) -> n
     if out.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {out.shape}")
     return out
+
+
+CELLS = ("rnn", "gru", "lstm")
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+# The codes the native kernels switch on (csrc/include/recfast/rnn_cells.hpp: Cell).
+CELL_CODES = {"rnn": 0, "gru": 1, "lstm": 2}
+# Parameter names each cell takes. The RNN and LSTM add one bias to all gate pre-activations, so
+# PyTorch's pair (b_ih, b_hh) may be given instead of b (summed); the GRU needs both apart.
+PARAM_NAMES = {
+    "rnn": ("W", "U", "b", "b_ih", "b_hh"),
+    "gru": ("W", "U", "b_ih", "b_hh"),
+    "lstm": ("W", "U", "b", "b_ih", "b_hh"),
+}
+
+
+def cell(value: Any) -> str:
+    if value not in CELLS:
+        raise ValueError(f"cell must be one of {CELLS}, got {value!r}")
+    return value
+
+
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _rnn_param(key: str, a: Any, shape: tuple[int, ...], dtype: np.dtype, G: int, H: int):
+    a = float_array(f"params[{key!r}]", a, ndim=len(shape), dtype=dtype)
+    if a.shape != shape:
+        gate_note = "" if G == 1 else f" ({G} gates x H={H})"
+        raise ValueError(f"params[{key!r}] must have shape {shape}{gate_note}, got {a.shape}")
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def rnn_weights(
+    kind: str, W: Any, U: Any, b: Any, b_ih: Any, b_hh: Any, dtype: np.dtype, D: int, H: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """W (G H, D), U (G H, H) and the biases of cell ``kind`` as (W, U, b_ih, b_hh); the RNN's and
+    LSTM's single bias (``b``, or the sum of PyTorch's pair) comes back as b_ih, b_hh as None."""
+    G = GATES[kind]
+    GH = G * H
+    W = _rnn_param("W", W, (GH, D), dtype, G, H)
+    U = _rnn_param("U", U, (GH, H), dtype, G, H)
+    if b is not None:
+        if b_ih is not None or b_hh is not None:
+            raise ValueError("give params['b'] or params['b_ih'] / params['b_hh'], not both")
+        b = _rnn_param("b", b, (GH,), dtype, G, H)
+    if b_ih is not None:
+        b_ih = _rnn_param("b_ih", b_ih, (GH,), dtype, G, H)
+    if b_hh is not None:
+        b_hh = _rnn_param("b_hh", b_hh, (GH,), dtype, G, H)
+    if kind == "gru":
+        return W, U, b_ih, b_hh
+    if b is None and (b_ih is not None or b_hh is not None):
+        b = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
+    return W, U, b, None
+
+
+def rnn_params(
+    kind: str, params: Any, dtype: np.dtype, D: int, H: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """:func:`rnn_weights` from a mapping with keys from ``PARAM_NAMES[kind]``."""
+    if not hasattr(params, "keys"):
+        raise TypeError(
+            f"params must be a mapping of arrays (keys from {PARAM_NAMES[kind]}), "
+            f"got {_type_name(params)}"
+        )
+    allowed = PARAM_NAMES[kind]
+    for key in params.keys():
+        if key not in allowed:
+            unknown = sorted(k for k in params.keys() if k not in allowed)
+            raise ValueError(
+                f"params has keys {unknown} that a {kind!r} cell does not take; expected {allowed}"
+            )
+    for key in ("W", "U"):
+        if params.get(key) is None:
+            raise ValueError(f"params must contain {key!r}")
+    get = params.get
+    return rnn_weights(kind, get("W"), get("U"), get("b"), get("b_ih"), get("b_hh"), dtype, D, H)
+
+
+def rnn_state(name: str, a: Any, N: int, H: int, dtype: np.dtype) -> np.ndarray:
+    a = float_array(name, a, ndim=2, dtype=dtype)
+    if a.shape != (N, H):
+        raise ValueError(f"{name} must have shape (N, H) = ({N}, {H}), got {a.shape}")
+    return _contiguous(a)
+
+
+def lengths(a: Any, N: int, T: int) -> np.ndarray | None:
+    """Per-sequence lengths: (N,) integers in [0, T], as int64."""
+    if a is None:
+        return None
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be an integer array, got dtype {arr.dtype}")
+    if arr.shape != (N,):
+        raise ValueError(f"lengths must have shape (N,) = ({N},), got {arr.shape}")
+    if N and (arr.min() < 0 or arr.max() > T):
+        bad = int(arr.min()) if arr.min() < 0 else int(arr.max())
+        raise ValueError(f"lengths must lie in [0, T={T}], got {bad}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
 
 
 # --- convolution and pooling (recfast/conv.py) -------------------------------------------------

@@ -12,6 +12,8 @@ load_movielens
     or a directory holding one.
 synthetic_ratings
     Ratings with a planted low-rank structure, for tests and benchmarks.
+user_sequences
+    Each user's items in time order, for sequence (next-item) models.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import DTypeLike
 
-__all__ = ["Ratings", "load_movielens", "synthetic_ratings"]
+__all__ = ["Ratings", "load_movielens", "synthetic_ratings", "user_sequences"]
 
 _INT32_LIMIT = 2**31
 
@@ -616,6 +618,41 @@ def load_movielens(
         n_users=n_users,
         n_items=n_items,
     )
+
+
+# --------------------------------------------------------------------------
+# Sequences
+# --------------------------------------------------------------------------
+
+
+def user_sequences(ratings: Ratings) -> list[np.ndarray]:
+    """Each user's rated items sorted by timestamp: the input of a next-item model.
+
+    Parameters
+    ----------
+    ratings : Ratings
+        With ``timestamps`` (as :func:`load_movielens` returns them).
+
+    Returns
+    -------
+    list of ``n_users`` int64 arrays
+        ``sequences[u]`` holds the item indices user ``u`` rated, oldest first (empty for a user
+        without ratings). Ratings with equal timestamps keep their order in ``ratings`` (a stable
+        sort), so the result is deterministic for a given file.
+
+    Raises
+    ------
+    ValueError
+        If ``ratings.timestamps`` is None (e.g. synthetic ratings): there is no time order.
+    """
+    if ratings.timestamps is None:
+        raise ValueError(
+            "user_sequences needs ratings with timestamps (synthetic ratings have none)"
+        )
+    order = np.lexsort((ratings.timestamps, ratings.rows))  # by user, then time; stable
+    items = ratings.cols[order].astype(np.int64)
+    bounds = np.cumsum(np.bincount(ratings.rows, minlength=ratings.n_users))[:-1]
+    return list(np.split(items, bounds))
 
 
 # --------------------------------------------------------------------------

@@ -122,6 +122,7 @@ def test_reference_fallback_warns_once(monkeypatch):
 
     monkeypatch.setattr(be, "_AUTO_ORDER", {"numpy": ("reference",)})
     monkeypatch.setattr(be, "_warned", set())
+    monkeypatch.setattr(be, "_auto", {})
     with pytest.warns(RuntimeWarning, match="reference"):
         call()
     import warnings

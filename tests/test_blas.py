@@ -10,11 +10,17 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(params=["scipy", "fallback"])
+@pytest.fixture(params=["numpy-openblas64", "scipy", "fallback"])
 def cpu(request):
     from recfast import _blas, _cpu
 
-    if request.param == "fallback":
+    if request.param == "numpy-openblas64":
+        if _blas.numpy_openblas64() is None:
+            pytest.skip("this NumPy bundles no ILP64 OpenBLAS")
+        assert _blas.install(_cpu) and _blas.source == "numpy-openblas64"
+    elif request.param == "scipy":
+        assert _blas.install_scipy(_cpu)
+    else:
         _cpu.blas_install(None, None)
         assert not _cpu.blas_installed()
     yield _cpu
@@ -24,7 +30,9 @@ def cpu(request):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
-@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (5, 3, 7), (37, 65, 129), (4, 6, 0)])
+@pytest.mark.parametrize(
+    "m,n,k", [(1, 1, 1), (5, 3, 7), (37, 65, 129), (4, 6, 0), (1, 40, 33), (1, 7, 0)]
+)
 def test_gemm_matches_numpy(cpu, dtype, trans_a, trans_b, m, n, k):
     rng = np.random.default_rng(m * 1000 + n * 10 + k)
     a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
@@ -43,13 +51,14 @@ def test_gemm_matches_numpy(cpu, dtype, trans_a, trans_b, m, n, k):
 
 
 def test_thread_scope_restores_the_pool():
-    from recfast import _blas, _cpu
-
-    setter, getter = _blas.thread_functions()
-    if not getter:
-        pytest.skip("this BLAS exports no thread-count functions")
     import ctypes
 
+    from recfast import _blas, _cpu
+
+    found = _blas.numpy_openblas64()
+    getter = found[-1] if found is not None else _blas.thread_functions()[1]
+    if not getter:
+        pytest.skip("this BLAS exports no thread-count functions")
     get = ctypes.CFUNCTYPE(ctypes.c_int)(getter)
     before = get()
     assert _cpu.blas_scoped_threads(1, getter) == 1

@@ -31,6 +31,16 @@ void install_py(const py::object& sgemm, const py::object& dgemm, std::uintptr_t
                 reinterpret_cast<blas::get_threads_fn>(get_threads));
 }
 
+void install64_py(std::uintptr_t sgemm, std::uintptr_t dgemm, std::uintptr_t sgemv,
+                  std::uintptr_t dgemv, std::uintptr_t set_threads, std::uintptr_t get_threads) {
+  RECFAST_CHECK(sgemm && dgemm, "sgemm and dgemm addresses must be non-zero");
+  blas::install64(
+      reinterpret_cast<blas::sgemm64_fn>(sgemm), reinterpret_cast<blas::dgemm64_fn>(dgemm),
+      reinterpret_cast<blas::sgemv64_fn>(sgemv), reinterpret_cast<blas::dgemv64_fn>(dgemv),
+      reinterpret_cast<blas::set_threads_fn>(set_threads),
+      reinterpret_cast<blas::get_threads_fn>(get_threads));
+}
+
 // Test hook: the BLAS pool's thread count inside a ThreadScope(n) (0: no setter installed).
 int scoped_threads_py(int n, std::uintptr_t get_threads) {
   blas::ThreadScope scope(n);
@@ -59,6 +69,10 @@ void bind_blas(py::module_& m) {
         py::arg("get_threads") = 0,
         "Hand over the Fortran sgemm/dgemm capsules of scipy.linalg.cython_blas and the addresses "
         "of the BLAS's set/get thread-count functions (None capsules: the fallback loop).");
+  m.def("blas_install64", &install64_py, py::arg("sgemm"), py::arg("dgemm"), py::arg("sgemv") = 0,
+        py::arg("dgemv") = 0, py::arg("set_threads") = 0, py::arg("get_threads") = 0,
+        "Hand over the addresses of ILP64 Fortran sgemm/dgemm/sgemv/dgemv (64-bit integer "
+        "arguments; gemv optional) and of the BLAS's set/get thread-count functions.");
   m.def("blas_installed", &blas::installed);
   m.def("blas_scoped_threads", &scoped_threads_py, py::arg("n"), py::arg("get_threads"));
   m.def("blas_gemm", &gemm_py<float>, py::arg("a").noconvert(), py::arg("b").noconvert(),

@@ -5,7 +5,7 @@
 #include <omp.h>
 #endif
 
-#include "recfast/sgd_mf.hpp"
+#include "recfast/isa.hpp"
 
 namespace py = pybind11;
 
@@ -13,6 +13,7 @@ namespace recfast {
 void bind_sgd_mf(py::module_& m);
 void bind_dense(py::module_& m);
 void bind_blas(py::module_& m);
+void bind_rnn(py::module_& m);
 void bind_conv2d(py::module_& m);
 }  // namespace recfast
 
@@ -40,5 +41,6 @@ PYBIND11_MODULE(_cpu, m) {
   recfast::bind_sgd_mf(m);
   recfast::bind_dense(m);
   recfast::bind_blas(m);
+  recfast::bind_rnn(m);
   recfast::bind_conv2d(m);
 }

@@ -27,8 +27,21 @@ void bias_act(T* y, const T* b, int64_t n, int64_t h, Act a, int nt) {
 #pragma omp simd
       for (int64_t j = 0; j < h; ++j) row[j] += b[j];
     }
-    if (a != Act::identity) {
-      for (int64_t j = 0; j < h; ++j) row[j] = act_forward(a, row[j]);
+    switch (a) {  // outside the loops, so that each one vectorizes
+      case Act::relu:
+#pragma omp simd
+        for (int64_t j = 0; j < h; ++j) row[j] = act_forward(Act::relu, row[j]);
+        break;
+      case Act::sigmoid:
+#pragma omp simd
+        for (int64_t j = 0; j < h; ++j) row[j] = act_forward(Act::sigmoid, row[j]);
+        break;
+      case Act::tanh:
+#pragma omp simd
+        for (int64_t j = 0; j < h; ++j) row[j] = act_forward(Act::tanh, row[j]);
+        break;
+      default:
+        break;
     }
   }
 }

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "recfast/isa.hpp"
 #include "recfast/sgd_mf.hpp"
 
 namespace recfast {
@@ -20,27 +21,14 @@ RECFAST_DECLARE_ISA(avx512)
 #endif
 
 namespace {
-enum class Isa { baseline, avx2, avx512 };
-
-Isa detect_isa() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
-    return Isa::avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
-#endif
-  return Isa::baseline;
-}
-
-const Isa kIsa = detect_isa();
 
 template <typename T, typename I>
 double dispatch(const SgdMfArgs<T, I>& a, const SgdMfParams& p) {
   if (a.k == 0 || (a.order ? a.n_order : a.nnz) == 0) return 0.0;
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (kIsa == Isa::avx512) return avx512::sgd_mf_epoch(a, p);
-  if (kIsa == Isa::avx2) return avx2::sgd_mf_epoch(a, p);
+  const Isa isa = cpu_isa();
+  if (isa == Isa::avx512) return avx512::sgd_mf_epoch(a, p);
+  if (isa == Isa::avx2) return avx2::sgd_mf_epoch(a, p);
 #endif
   return baseline::sgd_mf_epoch(a, p);
 }
@@ -131,16 +119,5 @@ void mf_block_layout(const LayoutArgs<float, int32_t>& a) { block_layout(a); }
 void mf_block_layout(const LayoutArgs<float, int64_t>& a) { block_layout(a); }
 void mf_block_layout(const LayoutArgs<double, int32_t>& a) { block_layout(a); }
 void mf_block_layout(const LayoutArgs<double, int64_t>& a) { block_layout(a); }
-
-const char* simd_level() {
-  switch (kIsa) {
-    case Isa::avx512:
-      return "avx512";
-    case Isa::avx2:
-      return "avx2";
-    default:
-      return "baseline";
-  }
-}
 
 }  // namespace recfast

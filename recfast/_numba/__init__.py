@@ -8,6 +8,7 @@ from recfast._numba.conv import (
 )
 from recfast._numba.dense import dense_backward, dense_forward
 from recfast._numba.mf import mf_block_layout, sgd_mf_epoch
+from recfast._numba.rnn import rnn_backward, rnn_forward
 
 __all__ = [
     "conv2d_backward",
@@ -17,5 +18,7 @@ __all__ = [
     "max_pool2d_backward",
     "max_pool2d_forward",
     "mf_block_layout",
+    "rnn_backward",
+    "rnn_forward",
     "sgd_mf_epoch",
 ]

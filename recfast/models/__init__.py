@@ -2,5 +2,6 @@
 
 from recfast.models.cnn import ConvNet
 from recfast.models.mf import MatrixFactorization
+from recfast.models.sequence import GRU4Rec, MostPopular
 
-__all__ = ["ConvNet", "MatrixFactorization"]
+__all__ = ["ConvNet", "GRU4Rec", "MatrixFactorization", "MostPopular"]

@@ -12,6 +12,7 @@ from recfast.reference.conv import (
 )
 from recfast.reference.dense import dense_backward, dense_forward
 from recfast.reference.mf import mf_block_layout, sgd_mf_epoch
+from recfast.reference.rnn import rnn_backward, rnn_forward
 
 __all__ = [
     "conv2d_backward",
@@ -21,5 +22,7 @@ __all__ = [
     "max_pool2d_backward",
     "max_pool2d_forward",
     "mf_block_layout",
+    "rnn_backward",
+    "rnn_forward",
     "sgd_mf_epoch",
 ]

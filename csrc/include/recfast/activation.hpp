@@ -1,10 +1,10 @@
 // Element-wise activations shared by the dense (and later recurrent) kernels, host and device.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 
 #include "recfast/common.hpp"
+#include "recfast/fastmath.hpp"
 
 namespace recfast {
 
@@ -16,9 +16,9 @@ RECFAST_HD RECFAST_INLINE T act_forward(Act a, T x) {
     case Act::relu:
       return x > T(0) ? x : T(0);
     case Act::sigmoid:
-      return T(1) / (T(1) + std::exp(-x));
+      return fm::sigmoid(x);
     case Act::tanh:
-      return std::tanh(x);
+      return fm::tanh(x);
     default:
       return x;
   }

@@ -15,16 +15,32 @@ using sgemm_fn = void (*)(const char*, const char*, const int*, const int*, cons
 using dgemm_fn = void (*)(const char*, const char*, const int*, const int*, const int*,
                           const double*, const double*, const int*, const double*, const int*,
                           const double*, double*, const int*);
+// The same with 64-bit integers (ILP64), as the OpenBLAS inside NumPy's wheels exports them.
+using sgemm64_fn = void (*)(const char*, const char*, const int64_t*, const int64_t*,
+                            const int64_t*, const float*, const float*, const int64_t*,
+                            const float*, const int64_t*, const float*, float*, const int64_t*);
+using dgemm64_fn = void (*)(const char*, const char*, const int64_t*, const int64_t*,
+                            const int64_t*, const double*, const double*, const int64_t*,
+                            const double*, const int64_t*, const double*, double*, const int64_t*);
+using sgemv64_fn = void (*)(const char*, const int64_t*, const int64_t*, const float*, const float*,
+                            const int64_t*, const float*, const int64_t*, const float*, float*,
+                            const int64_t*);
+using dgemv64_fn = void (*)(const char*, const int64_t*, const int64_t*, const double*,
+                            const double*, const int64_t*, const double*, const int64_t*,
+                            const double*, double*, const int64_t*);
 using set_threads_fn = void (*)(int);
 using get_threads_fn = int (*)();
 
 // Installed once at import (recfast/_cpu_backend.py); nulls select the fallback loop.
 void install(sgemm_fn s, dgemm_fn d, set_threads_fn set_threads, get_threads_fn get_threads);
+// gemv pointers are optional: a one-row product then skips GEMM's packing of the other operand.
+void install64(sgemm64_fn s, dgemm64_fn d, sgemv64_fn sv, dgemv64_fn dv, set_threads_fn set_threads,
+               get_threads_fn get_threads);
 bool installed();
 
-// Sets the BLAS pool's thread count for its lifetime and restores the previous count after (a
-// no-op when unchanged or when the BLAS exported no setter). OpenBLAS's pool is process-wide, so
-// concurrent calls asking for different counts only change speed, never results.
+// Sets the BLAS pool's thread count for its lifetime; the last of overlapping scopes restores the
+// count found by the first (a no-op when the BLAS exported no setter). OpenBLAS's pool is
+// process-wide, so concurrent calls asking for different counts change speed, never results.
 class ThreadScope {
  public:
   explicit ThreadScope(int n);
@@ -33,7 +49,7 @@ class ThreadScope {
   ThreadScope& operator=(const ThreadScope&) = delete;
 
  private:
-  int previous_ = 0;
+  bool active_ = false;
 };
 
 // C (m x n) = alpha * op(A) * op(B) + beta * C, all row-major. op(A) is m x k: A is stored (m, lda)

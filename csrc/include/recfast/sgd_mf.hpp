@@ -132,7 +132,4 @@ void mf_block_layout(const LayoutArgs<float, int64_t>& a);
 void mf_block_layout(const LayoutArgs<double, int32_t>& a);
 void mf_block_layout(const LayoutArgs<double, int64_t>& a);
 
-// Name of the instruction set the dispatcher picked ("avx512", "avx2" or "baseline").
-const char* simd_level();
-
 }  // namespace recfast

@@ -1,0 +1,271 @@
+// Recurrent sequences on the CPU: one GEMM for every step's input projection, then per step one
+// GEMM for the recurrent projection and one fused pass (biases, gates, state update, length mask).
+// Backward mirrors it and leaves the weight gradients to three GEMMs over all steps at the end.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "recfast/blas.hpp"
+#include "recfast/isa.hpp"
+#include "recfast/rnn.hpp"
+#include "rnn_rows.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace recfast {
+namespace {
+
+template <typename T>
+std::unique_ptr<T[]> scratch(int64_t n) {  // uninitialised: every element is written before use
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(std::max<int64_t>(n, 1))]);
+}
+
+template <typename T>
+void forward_rows(const RnnShape& s, const RowsForward<T>& a) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  const Isa isa = cpu_isa();
+  if (isa == Isa::avx512) return avx512::rnn_forward_rows(s, a);
+  if (isa == Isa::avx2) return avx2::rnn_forward_rows(s, a);
+#endif
+  baseline::rnn_forward_rows(s, a);
+}
+
+template <typename T>
+void backward_rows(const RnnShape& s, const RowsBackward<T>& a) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  const Isa isa = cpu_isa();
+  if (isa == Isa::avx512) return avx512::rnn_backward_rows(s, a);
+  if (isa == Isa::avx2) return avx2::rnn_backward_rows(s, a);
+#endif
+  baseline::rnn_backward_rows(s, a);
+}
+
+template <typename T>
+void packed_gemm(const T* A, int64_t lda, const T* P, int64_t n_out, int64_t K, T* C, int64_t ldc,
+                 int64_t rows, bool accumulate) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  const Isa isa = cpu_isa();
+  if (isa == Isa::avx512)
+    return avx512::rnn_packed_gemm(A, lda, P, n_out, K, C, ldc, rows, accumulate);
+  if (isa == Isa::avx2) return avx2::rnn_packed_gemm(A, lda, P, n_out, K, C, ldc, rows, accumulate);
+#endif
+  baseline::rnn_packed_gemm(A, lda, P, n_out, K, C, ldc, rows, accumulate);
+}
+
+// Up to this many batch rows, the recurrent product runs on weights packed once per call, and
+// each thread carries its own rows through every step (rows never interact, so no barrier). Past
+// it, BLAS's per-call packing is amortized over enough rows and BLAS threads each step's GEMM.
+constexpr int64_t kPackedMaxRows = 64;
+
+// Threads for the packed path: at least 4 rows and ~64k multiply-adds per step each.
+inline int packed_threads(int nt, int64_t N, int64_t GH, int64_t H) {
+  const int64_t by_rows = (N + 3) / 4, by_work = std::max<int64_t>(1, N * GH * H / 65536);
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({int64_t(nt), by_rows, by_work})));
+}
+
+// Rows [n0, n1) of thread `id` out of `nth`: contiguous, multiples of 4 but for the last.
+inline void row_range(int id, int nth, int64_t N, int64_t* n0, int64_t* n1) {
+  const int64_t blocks = (N + 3) / 4;
+  *n0 = std::min(N, blocks * id / nth * 4);
+  *n1 = std::min(N, blocks * (id + 1) / nth * 4);
+}
+
+inline int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+template <typename T>
+void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
+  const int64_t T_ = s.T, N = s.N, D = s.D, H = s.H, GH = gate_count(s.cell) * H;
+  const int64_t NH = N * H, gw = gate_cache_width(s);
+  const bool lstm = s.cell == Cell::lstm, cached = a.states != nullptr;
+  blas::ThreadScope threads(nt);
+
+  // Input projections of every step at once; the input bias is folded in after.
+  auto xw = scratch<T>(T_ * N * GH);
+  blas::gemm(false, true, T_ * N, GH, D, T(1), a.xs, D, a.W, D, T(0), xw.get(), GH);
+  if (a.b_ih) {
+    for (int64_t r = 0; r < T_ * N; ++r) {
+      T* row = xw.get() + r * GH;
+#pragma omp simd
+      for (int64_t j = 0; j < GH; ++j) row[j] += a.b_ih[j];
+    }
+  }
+  auto hu = scratch<T>(N * GH);
+  // The GRU's recurrent bias is read unconditionally (a branch in the loop blocks vectorizing).
+  const int64_t n_zero = s.cell == Cell::gru && !a.b_hh ? GH : 0;
+  auto zero_bias = scratch<T>(n_zero);
+  std::fill(zero_bias.get(), zero_bias.get() + n_zero, T(0));
+  const T* b_hh = a.b_hh ? a.b_hh : zero_bias.get();
+  // Without a cache, h and c ping-pong between two buffers, and gates go to a one-row scratch.
+  auto ping = scratch<T>(cached ? 0 : 4 * NH);
+  auto gate_row = scratch<T>(gw);
+  auto state = [&](int64_t t) -> T* {
+    return cached ? a.states + t * NH : ping.get() + (t & 1) * NH;
+  };
+  auto cell = [&](int64_t t) -> T* {
+    return cached ? a.cells + t * NH : ping.get() + (2 + (t & 1)) * NH;
+  };
+  std::memcpy(state(0), a.h0, sizeof(T) * static_cast<size_t>(NH));
+  if (lstm) std::memcpy(cell(0), a.c0, sizeof(T) * static_cast<size_t>(NH));
+
+  auto step = [&](int64_t t, int64_t n0, int64_t n1, T* scratch_row) {
+    RowsForward<T> r;
+    r.xw = xw.get() + t * N * GH;
+    r.hu = hu.get();
+    r.b_hh = b_hh;
+    r.hp = state(t);
+    r.cp = lstm ? cell(t) : nullptr;
+    r.hn = state(t + 1);
+    r.cn = lstm ? cell(t + 1) : nullptr;
+    r.gates = cached && gw ? a.gates + t * N * gw : nullptr;
+    r.gate_scratch = scratch_row;
+    r.out = a.out ? a.out + t * NH : nullptr;
+    r.lengths = a.lengths;
+    r.t = t;
+    r.n0 = n0;
+    r.n1 = n1;
+    forward_rows(s, r);
+  };
+  if (N > kPackedMaxRows || T_ < 2) {  // packing for one step would cost what it saves
+    for (int64_t t = 0; t < T_; ++t) {
+      blas::gemm(false, true, N, GH, H, T(1), state(t), H, a.U, H, T(0), hu.get(), GH);
+      step(t, 0, N, gate_row.get());
+    }
+  } else {
+    auto packed = scratch<T>(packed_size<T>(GH, H));
+    pack_panels(a.U, GH, H, H, 1, packed.get());  // (U h)_j = sum_k U[j, k] h_k
+    const int nth = packed_threads(nt, N, GH, H);
+    auto rows_scratch = scratch<T>(nth * gw);
+#pragma omp parallel num_threads(nth)
+    {
+      const int id = thread_id();
+      int64_t n0, n1;
+      row_range(id, nth, N, &n0, &n1);
+      for (int64_t t = 0; t < T_ && n0 < n1; ++t) {
+        packed_gemm(state(t) + n0 * H, H, packed.get(), GH, H, hu.get() + n0 * GH, GH, n1 - n0,
+                    false);
+        step(t, n0, n1, rows_scratch.get() + id * gw);
+      }
+    }
+  }
+  std::memcpy(a.h_last, state(T_), sizeof(T) * static_cast<size_t>(NH));
+  if (lstm && a.c_last) std::memcpy(a.c_last, cell(T_), sizeof(T) * static_cast<size_t>(NH));
+}
+
+// Column sums of a (rows, cols) matrix as a GEMM with a ones vector (BLAS threads it).
+template <typename T>
+void column_sums(const T* a, int64_t rows, int64_t cols, T* out) {
+  auto ones = scratch<T>(rows);
+  std::fill(ones.get(), ones.get() + rows, T(1));
+  blas::gemm(false, false, 1, cols, rows, T(1), ones.get(), rows, a, cols, T(0), out, cols);
+}
+
+template <typename T>
+void backward_impl(const RnnShape& s, const RnnBackwardArgs<T>& a, int nt) {
+  const int64_t T_ = s.T, N = s.N, D = s.D, H = s.H, GH = gate_count(s.cell) * H;
+  const int64_t NH = N * H, gw = gate_cache_width(s);
+  const bool lstm = s.cell == Cell::lstm, gru = s.cell == Cell::gru;
+  blas::ThreadScope threads(nt);
+
+  auto dgx = scratch<T>(T_ * N * GH);
+  auto dgh_store = scratch<T>(gru ? T_ * N * GH : 0);
+  T* dgh = gru ? dgh_store.get() : dgx.get();  // the input and recurrent sides differ for GRU only
+  // dL/dh alternates between two buffers: step i (t = T - 1 - i) reads buf[i & 1], writes the
+  // other.
+  auto buf = scratch<T>(2 * NH);
+  auto dh_buf = [&](int64_t i) { return buf.get() + (i & 1) * NH; };
+  auto dc = scratch<T>(lstm ? NH : 0);
+  if (a.grad_h_last) {
+    std::memcpy(dh_buf(0), a.grad_h_last, sizeof(T) * static_cast<size_t>(NH));
+  } else {
+    std::fill(dh_buf(0), dh_buf(0) + NH, T(0));
+  }
+  if (lstm) {
+    if (a.grad_c_last) {
+      std::memcpy(dc.get(), a.grad_c_last, sizeof(T) * static_cast<size_t>(NH));
+    } else {
+      std::fill(dc.get(), dc.get() + NH, T(0));
+    }
+  }
+  auto rows = [&](int64_t t, int64_t n0, int64_t n1, T* tot) {
+    const int64_t i = T_ - 1 - t;
+    RowsBackward<T> r;
+    r.dh = dh_buf(i);
+    r.grad_out = a.grad_out ? a.grad_out + t * NH : nullptr;
+    r.dc = lstm ? dc.get() : nullptr;
+    r.hp = a.states + t * NH;
+    r.h = a.states + (t + 1) * NH;
+    r.cp = lstm ? a.cells + t * NH : nullptr;
+    r.c = lstm ? a.cells + (t + 1) * NH : nullptr;
+    r.gates = gw ? a.gates + t * N * gw : nullptr;
+    r.dgx = dgx.get() + t * N * GH;
+    r.dgh = dgh + t * N * GH;
+    r.next = dh_buf(i + 1);
+    r.tot = tot;
+    r.lengths = a.lengths;
+    r.t = t;
+    r.n0 = n0;
+    r.n1 = n1;
+    backward_rows(s, r);
+  };
+  // dh_{t-1} = direct part (or the passed-through gradient) + dG_hh U; zero rows add nothing.
+  if (N > kPackedMaxRows || T_ < 2) {  // packing for one step would cost what it saves
+    auto tot = scratch<T>(H);
+    for (int64_t t = T_ - 1; t >= 0; --t) {
+      rows(t, 0, N, tot.get());
+      blas::gemm(false, false, N, H, GH, T(1), dgh + t * N * GH, GH, a.U, H, T(1), dh_buf(T_ - t),
+                 H);
+    }
+  } else {
+    auto packed = scratch<T>(packed_size<T>(H, GH));
+    pack_panels(a.U, H, GH, 1, H, packed.get());  // (dG U)_k = sum_j dG_j U[j, k]
+    const int nth = packed_threads(nt, N, GH, H);
+    auto tots = scratch<T>(nth * H);
+#pragma omp parallel num_threads(nth)
+    {
+      const int id = thread_id();
+      int64_t n0, n1;
+      row_range(id, nth, N, &n0, &n1);
+      for (int64_t t = T_ - 1; t >= 0 && n0 < n1; --t) {
+        rows(t, n0, n1, tots.get() + id * H);
+        packed_gemm(dgh + (t * N + n0) * GH, GH, packed.get(), H, GH, dh_buf(T_ - t) + n0 * H, H,
+                    n1 - n0, true);
+      }
+    }
+  }
+  const T* dh = dh_buf(T_);
+  if (a.grad_h0) std::memcpy(a.grad_h0, dh, sizeof(T) * static_cast<size_t>(NH));
+  if (lstm && a.grad_c0) std::memcpy(a.grad_c0, dc.get(), sizeof(T) * static_cast<size_t>(NH));
+
+  const int64_t TN = T_ * N;
+  if (a.grad_xs)
+    blas::gemm(false, false, TN, D, GH, T(1), dgx.get(), GH, a.W, D, T(0), a.grad_xs, D);
+  if (a.grad_W) blas::gemm(true, false, GH, D, TN, T(1), dgx.get(), GH, a.xs, D, T(0), a.grad_W, D);
+  if (a.grad_U) blas::gemm(true, false, GH, H, TN, T(1), dgh, GH, a.states, H, T(0), a.grad_U, H);
+  if (a.grad_b_ih) column_sums(dgx.get(), TN, GH, a.grad_b_ih);
+  if (a.grad_b_hh) column_sums(dgh, TN, GH, a.grad_b_hh);
+}
+
+}  // namespace
+
+void rnn_forward(const RnnShape& s, const RnnForwardArgs<float>& a, int nt) {
+  forward_impl(s, a, nt);
+}
+void rnn_forward(const RnnShape& s, const RnnForwardArgs<double>& a, int nt) {
+  forward_impl(s, a, nt);
+}
+void rnn_backward(const RnnShape& s, const RnnBackwardArgs<float>& a, int nt) {
+  backward_impl(s, a, nt);
+}
+void rnn_backward(const RnnShape& s, const RnnBackwardArgs<double>& a, int nt) {
+  backward_impl(s, a, nt);
+}
+
+}  // namespace recfast

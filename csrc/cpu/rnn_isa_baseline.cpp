@@ -1,0 +1,9 @@
+// The recurrent kernels' row passes for the compiler's default target (x86-64 SSE2, or
+// -march=native under RECFAST_NATIVE=1); the fallback when the CPU has no AVX2.
+#include <algorithm>
+#include <cstring>
+
+#include "rnn_rows.hpp"
+
+#define RECFAST_ISA baseline
+#include "rnn_rows.inc"
