@@ -17,6 +17,13 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 from recfast._backends import BackendInfo, BackendUnavailableError, backends, use_backend
 from recfast._config import show_config
 from recfast._threads import get_num_threads, set_num_threads
+from recfast.conv import (
+    conv2d,
+    conv2d_backward,
+    conv2d_output_shape,
+    max_pool2d,
+    max_pool2d_backward,
+)
 from recfast.dense import dense, dense_backward
 from recfast.mf import DivergenceError, mf_block_layout, sgd_mf_epoch
 from recfast.models.mf import MatrixFactorization
@@ -30,11 +37,16 @@ __all__ = [
     "GRU4Rec",
     "MatrixFactorization",
     "backends",
+    "conv2d",
+    "conv2d_backward",
+    "conv2d_output_shape",
     "dense",
     "dense_backward",
     "get_num_threads",
     "gru_step",
     "lstm_step",
+    "max_pool2d",
+    "max_pool2d_backward",
     "mf_block_layout",
     "rnn_backward",
     "rnn_forward",

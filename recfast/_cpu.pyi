@@ -122,3 +122,51 @@ def rnn_backward(
     grad_b_hh: np.ndarray | None,
     num_threads: int = 1,
 ) -> None: ...
+
+# conv2d and max-pooling, NHWC (recfast/_cpu_backend.py adapts them; recfast.conv validates).
+def conv2d_forward(
+    x: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    w: npt.NDArray[np.floating],
+    bias: npt.NDArray[np.floating] | None,
+    out: npt.NDArray[np.floating],
+    sh: int,
+    sw: int,
+    dh: int,
+    dw: int,
+    pt: int,
+    pl: int,
+    activation: int = 0,
+    num_threads: int = 1,
+) -> None: ...
+def conv2d_backward(
+    grad_out: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    x: npt.NDArray[np.floating],
+    w: npt.NDArray[np.floating],
+    grad_x: npt.NDArray[np.floating] | None,
+    grad_w: npt.NDArray[np.floating] | None,
+    sh: int,
+    sw: int,
+    dh: int,
+    dw: int,
+    pt: int,
+    pl: int,
+    num_threads: int = 1,
+) -> None: ...
+def max_pool2d_forward(
+    x: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    out: npt.NDArray[np.floating],
+    indices: npt.NDArray[np.int64],
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    ph: int,
+    pw: int,
+    num_threads: int = 1,
+) -> None: ...
+def max_pool2d_backward(
+    grad_out: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    indices: npt.NDArray[np.int64],
+    grad_x: npt.NDArray[np.floating],
+    num_threads: int = 1,
+) -> None: ...

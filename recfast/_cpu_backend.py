@@ -12,8 +12,12 @@ from recfast._validate import ACTIVATION_CODES, CELL_CODES
 _blas.install(_cpu)
 
 __all__ = [
+    "conv2d_backward",
+    "conv2d_forward",
     "dense_backward",
     "dense_forward",
+    "max_pool2d_backward",
+    "max_pool2d_forward",
     "mf_block_layout",
     "rnn_backward",
     "rnn_forward",
@@ -50,3 +54,54 @@ def rnn_forward(cell, activation, *arrays_and_threads):
 
 def rnn_backward(cell, activation, *arrays_and_threads):
     _cpu.rnn_backward(CELL_CODES[cell], ACTIVATION_CODES[activation], *arrays_and_threads)
+
+
+def conv2d_forward(x, w, bias, geom, activation, out, num_threads=1):
+    g = geom
+    _cpu.conv2d_forward(
+        x,
+        w,
+        bias,
+        out,
+        g.sh,
+        g.sw,
+        g.dh,
+        g.dw,
+        g.pt,
+        g.pl,
+        ACTIVATION_CODES[activation],
+        num_threads,
+    )
+    return out
+
+
+def conv2d_backward(grad_out, x, w, y, activation, geom, needs, num_threads=1):
+    code = ACTIVATION_CODES[activation]
+    co = w.shape[3]
+    g, gb = grad_out, None
+    if code:  # one fused native pass: g * f'(y) and the bias gradient's column sums
+        g = np.empty_like(grad_out)
+        gb = np.empty(co, w.dtype) if "bias" in needs else None
+        _cpu.activation_backward(
+            grad_out.reshape(-1, co), y.reshape(-1, co), g.reshape(-1, co), gb, code, num_threads
+        )
+    elif "bias" in needs:
+        gb = grad_out.reshape(-1, co).sum(axis=0)
+    gx = np.empty_like(x) if "x" in needs else None
+    gw = np.empty_like(w) if "w" in needs else None
+    if gx is not None or gw is not None:
+        s = geom
+        _cpu.conv2d_backward(g, x, w, gx, gw, s.sh, s.sw, s.dh, s.dw, s.pt, s.pl, num_threads)
+    return gx, gw, gb
+
+
+def max_pool2d_forward(x, geom, out, indices, num_threads=1):
+    g = geom
+    _cpu.max_pool2d_forward(x, out, indices, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, num_threads)
+    return out, indices
+
+
+def max_pool2d_backward(grad_out, indices, x_shape, num_threads=1):
+    gx = np.empty(x_shape, grad_out.dtype)
+    _cpu.max_pool2d_backward(grad_out, indices, gx, num_threads)
+    return gx

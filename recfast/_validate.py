@@ -3,8 +3,9 @@ actual value. Nothing here modifies a caller's array; checks run before any kern
 
 from __future__ import annotations
 
+import functools
 import numbers
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -330,3 +331,239 @@ def lengths(a: Any, N: int, T: int) -> np.ndarray | None:
         bad = int(arr.min()) if arr.min() < 0 else int(arr.max())
         raise ValueError(f"lengths must lie in [0, T={T}], got {bad}")
     return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+# --- convolution and pooling (recfast/conv.py) -------------------------------------------------
+
+PADDING_MODES = ("valid", "same", "full")
+LAYOUTS = ("NHWC", "NCHW")
+
+
+class Conv2dGeometry(NamedTuple):
+    """Everything a conv2d kernel needs besides the arrays: strides, dilations, the four paddings
+    and the output's spatial size. Built once by :func:`conv2d_geometry`."""
+
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    pt: int
+    pb: int
+    pl: int
+    pr: int
+    oh: int
+    ow: int
+
+
+class Pool2dGeometry(NamedTuple):
+    """Window, stride, padding (symmetric) and output size of a 2-D pooling."""
+
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    oh: int
+    ow: int
+
+
+def int_pair(name: str, value: Any, *, low: int = 1) -> tuple[int, int]:
+    """An int or a pair of ints, each >= ``low``."""
+    vals = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(vals) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    out = []
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        if int(v) < low:
+            raise ValueError(f"{name} must be >= {low}, got {value!r}")
+        out.append(int(v))
+    return out[0], out[1]
+
+
+def layout(name: str, value: Any) -> str:
+    if value not in LAYOUTS:
+        raise ValueError(f"{name} must be one of {LAYOUTS}, got {value!r}")
+    return value
+
+
+def _image_rank(name: str, a: Any) -> np.ndarray:
+    if not isinstance(a, np.ndarray):
+        a = np.asarray(a)
+    if a.dtype.kind not in "f" or a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
+    if a.ndim not in (3, 4):
+        raise ValueError(f"{name} must be 4-D (N, H, W, C) or 3-D (H, W, C), got shape {a.shape}")
+    return a
+
+
+def conv2d_arrays(
+    x: Any, w: Any, bias: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, bool]:
+    """x (N, H, W, C) or (H, W, C), w (KH, KW, C, C_out), bias (C_out,): one float dtype, no
+    silent casts, C-contiguous (copied if needed). Returns the 4-D x and whether it was 3-D."""
+    x = _image_rank("x", x)
+    x = float_array("x", x, ndim=x.ndim)
+    single = x.ndim == 3
+    w = float_array("w", w, ndim=4)
+    if w.dtype != x.dtype:
+        raise TypeError(
+            f"w has dtype {w.dtype} but x has dtype {x.dtype}; recfast does not upcast silently: "
+            f"convert one of them explicitly (e.g. w.astype(np.{x.dtype}))"
+        )
+    x4 = x[None] if single else x
+    if min(w.shape) < 1:
+        raise ValueError(f"w must have non-zero dimensions (KH, KW, C, C_out), got {w.shape}")
+    if x4.shape[3] != w.shape[2]:
+        raise ValueError(
+            f"x has {x4.shape[3]} channels (last axis) but w has shape {w.shape}: expected "
+            f"w of shape (KH, KW, {x4.shape[3]}, C_out)"
+        )
+    if x4.shape[1] < 1 or x4.shape[2] < 1:
+        raise ValueError(f"x must have a non-empty image (H, W >= 1), got shape {x.shape}")
+    if bias is not None:
+        bias = float_array("bias", bias, ndim=1)
+        if bias.dtype != x.dtype:
+            raise TypeError(f"bias has dtype {bias.dtype} but x has dtype {x.dtype}")
+        if bias.shape != (w.shape[3],):
+            raise ValueError(
+                f"bias must have shape ({w.shape[3]},) to match w {w.shape}, got {bias.shape}"
+            )
+        bias = np.ascontiguousarray(bias)
+    return np.ascontiguousarray(x4), np.ascontiguousarray(w), bias, single
+
+
+def _padding_pairs(
+    value: Any, k_eff: tuple[int, int], size: tuple[int, int], stride: tuple[int, int]
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    if isinstance(value, str):
+        if value not in PADDING_MODES:
+            raise ValueError(
+                f"padding must be one of {PADDING_MODES}, an int, a pair or ((top, bottom), "
+                f"(left, right)), got {value!r}"
+            )
+        pairs = []
+        for k, n, s in zip(k_eff, size, stride):
+            if value == "valid":
+                pairs.append((0, 0))
+            elif value == "full":
+                pairs.append((k - 1, k - 1))
+            else:  # "same": output ceil(n / s), TensorFlow's split (the extra one at the end)
+                total = max((-(-n // s) - 1) * s + k - n, 0)
+                pairs.append((total // 2, total - total // 2))
+        return pairs[0], pairs[1]
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (tuple, list)) for v in value)
+    ):
+        a = int_pair("padding", tuple(value[0]), low=0)
+        b = int_pair("padding", tuple(value[1]), low=0)
+        return a, b
+    ph, pw = int_pair("padding", value, low=0)
+    return (ph, ph), (pw, pw)
+
+
+def conv2d_geometry(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Any, padding: Any, dilation: Any
+) -> Conv2dGeometry:
+    """Strides, dilations and paddings parsed once; the output's (OH, OW) checked >= 1. Cached for
+    hashable arguments (a network calls the same few layers over and over; parsing costs ~10 us,
+    a third of a small convolution)."""
+    args = (tuple(x_shape), tuple(w_shape), stride, padding, dilation)
+    # Only exact ints, strings and tuples of them hit the cache: 1.0 == True == 1 as dict keys, and
+    # those must still be refused (or parsed) here, not served from a cached int's entry.
+    if all(_plain(a) for a in args[2:]):
+        return _conv2d_geometry_cached(*args)
+    return _conv2d_geometry(*args)
+
+
+def _plain(v: Any) -> bool:
+    t = type(v)
+    return t is int or t is str or (t is tuple and all(_plain(e) for e in v))
+
+
+def _conv2d_geometry(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Any, padding: Any, dilation: Any
+) -> Conv2dGeometry:
+    sh, sw = int_pair("stride", stride)
+    dh, dw = int_pair("dilation", dilation)
+    _, h, w_, _ = x_shape
+    kh, kw = w_shape[0], w_shape[1]
+    keh, kew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    (pt, pb), (pl, pr) = _padding_pairs(padding, (keh, kew), (h, w_), (sh, sw))
+    if h + pt + pb < keh or w_ + pl + pr < kew:
+        raise ValueError(
+            f"kernel larger than the padded input: the dilated kernel spans {keh}x{kew} but the "
+            f"padded image (x) is {h + pt + pb}x{w_ + pl + pr} (w shape {tuple(w_shape)}, "
+            f"padding {padding!r}, dilation {(dh, dw)})"
+        )
+    oh = (h + pt + pb - keh) // sh + 1
+    ow = (w_ + pl + pr - kew) // sw + 1
+    return Conv2dGeometry(sh, sw, dh, dw, pt, pb, pl, pr, oh, ow)
+
+
+_conv2d_geometry_cached = functools.lru_cache(maxsize=512)(_conv2d_geometry)
+
+
+def pool2d_geometry(
+    x_shape: tuple[int, ...], size: Any, stride: Any, padding: Any
+) -> Pool2dGeometry:
+    kh, kw = int_pair("size", size)
+    sh, sw = (kh, kw) if stride is None else int_pair("stride", stride)
+    ph, pw = int_pair("padding", padding, low=0)
+    if 2 * ph > kh or 2 * pw > kw:
+        raise ValueError(
+            f"padding must be at most half the window size, got padding {(ph, pw)} for size "
+            f"{(kh, kw)}"
+        )
+    _, h, w_, _ = x_shape
+    if h + 2 * ph < kh or w_ + 2 * pw < kw:
+        raise ValueError(
+            f"pooling window {(kh, kw)} larger than the padded input (x is {h}x{w_}, padding "
+            f"{(ph, pw)})"
+        )
+    return Pool2dGeometry(
+        kh, kw, sh, sw, ph, pw, (h + 2 * ph - kh) // sh + 1, (w_ + 2 * pw - kw) // sw + 1
+    )
+
+
+def image_array(name: str, a: Any, dtype: np.dtype | None = None) -> tuple[np.ndarray, bool]:
+    """A float (N, H, W, C) or (H, W, C) array, C-contiguous; returns it 4-D and whether it was
+    3-D."""
+    a = _image_rank(name, a)
+    a = float_array(name, a, ndim=a.ndim, dtype=dtype)
+    single = a.ndim == 3
+    return np.ascontiguousarray(a[None] if single else a), single
+
+
+def shape_tuple(name: str, value: Any) -> tuple[int, ...]:
+    """A shape given as a sequence of non-negative ints."""
+    try:
+        out = tuple(int(v) for v in value)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be a tuple of ints, got {value!r}") from exc
+    if any(v < 0 for v in out):
+        raise ValueError(f"{name} must hold non-negative sizes, got {value!r}")
+    return out
+
+
+def pool_indices(name: str, a: Any, shape: tuple[int, ...], plane: int) -> np.ndarray:
+    """int64 argmax indices of the given shape, each in [0, plane) (H * W of the input)."""
+    if not isinstance(a, np.ndarray):
+        a = np.asarray(a)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array (int64), got dtype {a.dtype}")
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} (that of grad_out), got {a.shape}")
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    if a.size:
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi >= plane:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"{name} has entry {bad} outside [0, {plane}) (flat index into the H x W plane)"
+            )
+    return a

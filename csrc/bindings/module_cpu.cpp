@@ -14,6 +14,7 @@ void bind_sgd_mf(py::module_& m);
 void bind_dense(py::module_& m);
 void bind_blas(py::module_& m);
 void bind_rnn(py::module_& m);
+void bind_conv2d(py::module_& m);
 }  // namespace recfast
 
 PYBIND11_MODULE(_cpu, m) {
@@ -41,4 +42,5 @@ PYBIND11_MODULE(_cpu, m) {
   recfast::bind_dense(m);
   recfast::bind_blas(m);
   recfast::bind_rnn(m);
+  recfast::bind_conv2d(m);
 }

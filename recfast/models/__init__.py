@@ -1,6 +1,7 @@
 """Estimators built from recfast's kernels."""
 
+from recfast.models.cnn import ConvNet
 from recfast.models.mf import MatrixFactorization
 from recfast.models.sequence import GRU4Rec, MostPopular
 
-__all__ = ["GRU4Rec", "MatrixFactorization", "MostPopular"]
+__all__ = ["ConvNet", "GRU4Rec", "MatrixFactorization", "MostPopular"]
