@@ -81,31 +81,38 @@ inline int thread_id() {
 }
 
 template <typename T>
+void add_bias_rows(T* x, const T* b, int64_t rows, int64_t cols) {
+  if (!b) return;
+  for (int64_t r = 0; r < rows; ++r) {
+    T* row = x + r * cols;
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) row[j] += b[j];
+  }
+}
+
+// The packed path (at most kPackedMaxRows rows, two steps or more) runs entirely on this module's
+// own threads: OpenBLAS workers left spinning after a threaded BLAS call took a core from them
+// and made two threads 2.5x slower than one. The BLAS calls it makes are single-threaded.
+template <typename T>
+bool use_packed(const RnnShape& s) {
+  return s.N <= kPackedMaxRows && s.T >= 2;  // one step: packing would cost what it saves
+}
+
+template <typename T>
 void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
   const int64_t T_ = s.T, N = s.N, D = s.D, H = s.H, GH = gate_count(s.cell) * H;
   const int64_t NH = N * H, gw = gate_cache_width(s);
   const bool lstm = s.cell == Cell::lstm, cached = a.states != nullptr;
-  blas::ThreadScope threads(nt);
+  const bool packed = use_packed<T>(s);
+  blas::ThreadScope threads(packed ? 1 : nt);
 
-  // Input projections of every step at once; the input bias is folded in after.
-  auto xw = scratch<T>(T_ * N * GH);
-  blas::gemm(false, true, T_ * N, GH, D, T(1), a.xs, D, a.W, D, T(0), xw.get(), GH);
-  if (a.b_ih) {
-    for (int64_t r = 0; r < T_ * N; ++r) {
-      T* row = xw.get() + r * GH;
-#pragma omp simd
-      for (int64_t j = 0; j < GH; ++j) row[j] += a.b_ih[j];
-    }
-  }
-  auto hu = scratch<T>(N * GH);
   // The GRU's recurrent bias is read unconditionally (a branch in the loop blocks vectorizing).
   const int64_t n_zero = s.cell == Cell::gru && !a.b_hh ? GH : 0;
   auto zero_bias = scratch<T>(n_zero);
   std::fill(zero_bias.get(), zero_bias.get() + n_zero, T(0));
   const T* b_hh = a.b_hh ? a.b_hh : zero_bias.get();
-  // Without a cache, h and c ping-pong between two buffers, and gates go to a one-row scratch.
+  // Without a cache, h and c ping-pong between two buffers.
   auto ping = scratch<T>(cached ? 0 : 4 * NH);
-  auto gate_row = scratch<T>(gw);
   auto state = [&](int64_t t) -> T* {
     return cached ? a.states + t * NH : ping.get() + (t & 1) * NH;
   };
@@ -114,10 +121,12 @@ void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
   };
   std::memcpy(state(0), a.h0, sizeof(T) * static_cast<size_t>(NH));
   if (lstm) std::memcpy(cell(0), a.c0, sizeof(T) * static_cast<size_t>(NH));
-
+  auto hu = scratch<T>(N * GH);
+  // xw: W x_t + b_ih of this step's rows (packed) or of every step at once (BLAS).
+  auto xw = scratch<T>((packed ? 1 : T_) * N * GH);
   auto step = [&](int64_t t, int64_t n0, int64_t n1, T* scratch_row) {
     RowsForward<T> r;
-    r.xw = xw.get() + t * N * GH;
+    r.xw = xw.get() + (packed ? 0 : t * N * GH);
     r.hu = hu.get();
     r.b_hh = b_hh;
     r.hp = state(t);
@@ -133,24 +142,32 @@ void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
     r.n1 = n1;
     forward_rows(s, r);
   };
-  if (N > kPackedMaxRows || T_ < 2) {  // packing for one step would cost what it saves
+
+  if (!packed) {  // BLAS threads each product; the row passes are cheap beside them
+    blas::gemm(false, true, T_ * N, GH, D, T(1), a.xs, D, a.W, D, T(0), xw.get(), GH);
+    add_bias_rows(xw.get(), a.b_ih, T_ * N, GH);
+    auto gate_row = scratch<T>(gw);
     for (int64_t t = 0; t < T_; ++t) {
       blas::gemm(false, true, N, GH, H, T(1), state(t), H, a.U, H, T(0), hu.get(), GH);
       step(t, 0, N, gate_row.get());
     }
   } else {
-    auto packed = scratch<T>(packed_size<T>(GH, H));
-    pack_panels(a.U, GH, H, H, 1, packed.get());  // (U h)_j = sum_k U[j, k] h_k
-    const int nth = packed_threads(nt, N, GH, H);
+    auto pU = scratch<T>(packed_size<T>(GH, H)), pW = scratch<T>(packed_size<T>(GH, D));
+    pack_panels(a.U, GH, H, H, 1, pU.get());  // (U h)_j = sum_k U[j, k] h_k
+    pack_panels(a.W, GH, D, D, 1, pW.get());
+    const int nth = packed_threads(nt, N, GH, H + D);
     auto rows_scratch = scratch<T>(nth * gw);
 #pragma omp parallel num_threads(nth)
     {
       const int id = thread_id();
       int64_t n0, n1;
       row_range(id, nth, N, &n0, &n1);
-      for (int64_t t = 0; t < T_ && n0 < n1; ++t) {
-        packed_gemm(state(t) + n0 * H, H, packed.get(), GH, H, hu.get() + n0 * GH, GH, n1 - n0,
+      const int64_t rows = n1 - n0;
+      for (int64_t t = 0; t < T_ && rows > 0; ++t) {
+        packed_gemm(a.xs + (t * N + n0) * D, D, pW.get(), GH, D, xw.get() + n0 * GH, GH, rows,
                     false);
+        add_bias_rows(xw.get() + n0 * GH, a.b_ih, rows, GH);
+        packed_gemm(state(t) + n0 * H, H, pU.get(), GH, H, hu.get() + n0 * GH, GH, rows, false);
         step(t, n0, n1, rows_scratch.get() + id * gw);
       }
     }
@@ -159,23 +176,27 @@ void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
   if (lstm && a.c_last) std::memcpy(a.c_last, cell(T_), sizeof(T) * static_cast<size_t>(NH));
 }
 
-// Column sums of a (rows, cols) matrix as a GEMM with a ones vector (BLAS threads it).
+// out[c0..c1) = column sums of a (rows, cols) matrix over those columns.
 template <typename T>
-void column_sums(const T* a, int64_t rows, int64_t cols, T* out) {
-  auto ones = scratch<T>(rows);
-  std::fill(ones.get(), ones.get() + rows, T(1));
-  blas::gemm(false, false, 1, cols, rows, T(1), ones.get(), rows, a, cols, T(0), out, cols);
+void column_sums(const T* a, int64_t rows, int64_t cols, int64_t c0, int64_t c1, T* out) {
+  std::fill(out + c0, out + c1, T(0));
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row = a + r * cols;
+#pragma omp simd
+    for (int64_t j = c0; j < c1; ++j) out[j] += row[j];
+  }
 }
 
 template <typename T>
 void backward_impl(const RnnShape& s, const RnnBackwardArgs<T>& a, int nt) {
   const int64_t T_ = s.T, N = s.N, D = s.D, H = s.H, GH = gate_count(s.cell) * H;
-  const int64_t NH = N * H, gw = gate_cache_width(s);
+  const int64_t NH = N * H, gw = gate_cache_width(s), TN = T_ * N;
   const bool lstm = s.cell == Cell::lstm, gru = s.cell == Cell::gru;
-  blas::ThreadScope threads(nt);
+  const bool packed = use_packed<T>(s);
+  blas::ThreadScope threads(packed ? 1 : nt);
 
-  auto dgx = scratch<T>(T_ * N * GH);
-  auto dgh_store = scratch<T>(gru ? T_ * N * GH : 0);
+  auto dgx = scratch<T>(TN * GH);
+  auto dgh_store = scratch<T>(gru ? TN * GH : 0);
   T* dgh = gru ? dgh_store.get() : dgx.get();  // the input and recurrent sides differ for GRU only
   // dL/dh alternates between two buffers: step i (t = T - 1 - i) reads buf[i & 1], writes the
   // other.
@@ -194,7 +215,7 @@ void backward_impl(const RnnShape& s, const RnnBackwardArgs<T>& a, int nt) {
       std::fill(dc.get(), dc.get() + NH, T(0));
     }
   }
-  auto rows = [&](int64_t t, int64_t n0, int64_t n1, T* tot) {
+  auto rows_pass = [&](int64_t t, int64_t n0, int64_t n1, T* tot) {
     const int64_t i = T_ - 1 - t;
     RowsBackward<T> r;
     r.dh = dh_buf(i);
@@ -215,17 +236,34 @@ void backward_impl(const RnnShape& s, const RnnBackwardArgs<T>& a, int nt) {
     r.n1 = n1;
     backward_rows(s, r);
   };
-  // dh_{t-1} = direct part (or the passed-through gradient) + dG_hh U; zero rows add nothing.
-  if (N > kPackedMaxRows || T_ < 2) {  // packing for one step would cost what it saves
+  // The weight products over all steps, their rows [g0, g1) of G H and rows [r0, r1) of T N.
+  auto weight_products = [&](int64_t r0, int64_t r1, int64_t g0, int64_t g1) {
+    if (a.grad_xs)
+      blas::gemm(false, false, r1 - r0, D, GH, T(1), dgx.get() + r0 * GH, GH, a.W, D, T(0),
+                 a.grad_xs + r0 * D, D);
+    if (a.grad_W)
+      blas::gemm(true, false, g1 - g0, D, TN, T(1), dgx.get() + g0, GH, a.xs, D, T(0),
+                 a.grad_W + g0 * D, D);
+    if (a.grad_U)
+      blas::gemm(true, false, g1 - g0, H, TN, T(1), dgh + g0, GH, a.states, H, T(0),
+                 a.grad_U + g0 * H, H);
+    if (a.grad_b_ih) column_sums(dgx.get(), TN, GH, g0, g1, a.grad_b_ih);
+    if (a.grad_b_hh) column_sums(dgh, TN, GH, g0, g1, a.grad_b_hh);
+  };
+
+  if (!packed) {
     auto tot = scratch<T>(H);
     for (int64_t t = T_ - 1; t >= 0; --t) {
-      rows(t, 0, N, tot.get());
+      rows_pass(t, 0, N, tot.get());
+      // dh_{t-1} = direct part (or the passed-through gradient) + dG_hh U; zero rows add nothing.
       blas::gemm(false, false, N, H, GH, T(1), dgh + t * N * GH, GH, a.U, H, T(1), dh_buf(T_ - t),
                  H);
     }
+    weight_products(0, TN, 0, GH);
   } else {
-    auto packed = scratch<T>(packed_size<T>(H, GH));
-    pack_panels(a.U, H, GH, 1, H, packed.get());  // (dG U)_k = sum_j dG_j U[j, k]
+    RECFAST_CHECK(TN < INT32_MAX && GH < INT32_MAX, "sequence too large for the packed path");
+    auto pU = scratch<T>(packed_size<T>(H, GH));
+    pack_panels(a.U, H, GH, 1, H, pU.get());  // (dG U)_k = sum_j dG_j U[j, k]
     const int nth = packed_threads(nt, N, GH, H);
     auto tots = scratch<T>(nth * H);
 #pragma omp parallel num_threads(nth)
@@ -234,23 +272,18 @@ void backward_impl(const RnnShape& s, const RnnBackwardArgs<T>& a, int nt) {
       int64_t n0, n1;
       row_range(id, nth, N, &n0, &n1);
       for (int64_t t = T_ - 1; t >= 0 && n0 < n1; --t) {
-        rows(t, n0, n1, tots.get() + id * H);
-        packed_gemm(dgh + (t * N + n0) * GH, GH, packed.get(), H, GH, dh_buf(T_ - t) + n0 * H, H,
+        rows_pass(t, n0, n1, tots.get() + id * H);
+        packed_gemm(dgh + (t * N + n0) * GH, GH, pU.get(), H, GH, dh_buf(T_ - t) + n0 * H, H,
                     n1 - n0, true);
       }
+#pragma omp barrier
+      // Every step's gradients are in: split the weight products among the same threads.
+      weight_products(TN * id / nth, TN * (id + 1) / nth, GH * id / nth, GH * (id + 1) / nth);
     }
   }
   const T* dh = dh_buf(T_);
   if (a.grad_h0) std::memcpy(a.grad_h0, dh, sizeof(T) * static_cast<size_t>(NH));
   if (lstm && a.grad_c0) std::memcpy(a.grad_c0, dc.get(), sizeof(T) * static_cast<size_t>(NH));
-
-  const int64_t TN = T_ * N;
-  if (a.grad_xs)
-    blas::gemm(false, false, TN, D, GH, T(1), dgx.get(), GH, a.W, D, T(0), a.grad_xs, D);
-  if (a.grad_W) blas::gemm(true, false, GH, D, TN, T(1), dgx.get(), GH, a.xs, D, T(0), a.grad_W, D);
-  if (a.grad_U) blas::gemm(true, false, GH, H, TN, T(1), dgh, GH, a.states, H, T(0), a.grad_U, H);
-  if (a.grad_b_ih) column_sums(dgx.get(), TN, GH, a.grad_b_ih);
-  if (a.grad_b_hh) column_sums(dgh, TN, GH, a.grad_b_hh);
 }
 
 }  // namespace
