@@ -54,9 +54,8 @@ void packed_gemm(const T* A, int64_t lda, const T* P, int64_t n_out, int64_t K, 
   baseline::rnn_packed_gemm(A, lda, P, n_out, K, C, ldc, rows, accumulate);
 }
 
-// Up to this many batch rows, the recurrent product runs on weights packed once per call, and
-// each thread carries its own rows through every step (rows never interact, so no barrier). Past
-// it, BLAS's per-call packing is amortized over enough rows and BLAS threads each step's GEMM.
+// Up to this many batch rows (and from two steps on), the products run on weights packed once per
+// call by a register-blocked kernel; BLAS would repack them on every step (~50% of a step).
 constexpr int64_t kPackedMaxRows = 64;
 
 // Threads for the packed path: at least 4 rows and ~64k multiply-adds per step each.
@@ -90,9 +89,7 @@ void add_bias_rows(T* x, const T* b, int64_t rows, int64_t cols) {
   }
 }
 
-// The packed path (at most kPackedMaxRows rows, two steps or more) runs entirely on this module's
-// own threads: OpenBLAS workers left spinning after a threaded BLAS call took a core from them
-// and made two threads 2.5x slower than one. The BLAS calls it makes are single-threaded.
+// Packed weights pay off for few rows and two steps or more.
 template <typename T>
 bool use_packed(const RnnShape& s) {
   return s.N <= kPackedMaxRows && s.T >= 2;  // one step: packing would cost what it saves
@@ -104,7 +101,9 @@ void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
   const int64_t NH = N * H, gw = gate_cache_width(s);
   const bool lstm = s.cell == Cell::lstm, cached = a.states != nullptr;
   const bool packed = use_packed<T>(s);
-  blas::ThreadScope threads(packed ? 1 : nt);
+  blas::ThreadScope threads(1);  // BLAS runs inside this module's threads
+  // Nothing may throw inside the parallel region: check what a 32-bit BLAS could refuse first.
+  RECFAST_CHECK(std::max({GH, D, H}) < INT32_MAX, "layer too large for 32-bit BLAS sizes");
 
   // The GRU's recurrent bias is read unconditionally (a branch in the loop blocks vectorizing).
   const int64_t n_zero = s.cell == Cell::gru && !a.b_hh ? GH : 0;
@@ -123,10 +122,10 @@ void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
   if (lstm) std::memcpy(cell(0), a.c0, sizeof(T) * static_cast<size_t>(NH));
   auto hu = scratch<T>(N * GH);
   // xw: W x_t + b_ih of this step's rows (packed) or of every step at once (BLAS).
-  auto xw = scratch<T>((packed ? 1 : T_) * N * GH);
+  auto xw = scratch<T>(N * GH);
   auto step = [&](int64_t t, int64_t n0, int64_t n1, T* scratch_row) {
     RowsForward<T> r;
-    r.xw = xw.get() + (packed ? 0 : t * N * GH);
+    r.xw = xw.get();
     r.hu = hu.get();
     r.b_hh = b_hh;
     r.hp = state(t);
@@ -143,33 +142,36 @@ void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
     forward_rows(s, r);
   };
 
-  if (!packed) {  // BLAS threads each product; the row passes are cheap beside them
-    blas::gemm(false, true, T_ * N, GH, D, T(1), a.xs, D, a.W, D, T(0), xw.get(), GH);
-    add_bias_rows(xw.get(), a.b_ih, T_ * N, GH);
-    auto gate_row = scratch<T>(gw);
-    for (int64_t t = 0; t < T_; ++t) {
-      blas::gemm(false, true, N, GH, H, T(1), state(t), H, a.U, H, T(0), hu.get(), GH);
-      step(t, 0, N, gate_row.get());
-    }
-  } else {
-    auto pU = scratch<T>(packed_size<T>(GH, H)), pW = scratch<T>(packed_size<T>(GH, D));
+  // Rows never interact, so each thread carries its own rows through every step, no barrier.
+  // Products on packed weights (few rows) or single-threaded BLAS (many rows) inside the threads:
+  // OpenBLAS workers left spinning after a threaded call took a core from the row passes and made
+  // two threads 2.5x slower than one.
+  auto pU = scratch<T>(packed ? packed_size<T>(GH, H) : 0);
+  auto pW = scratch<T>(packed ? packed_size<T>(GH, D) : 0);
+  if (packed) {
     pack_panels(a.U, GH, H, H, 1, pU.get());  // (U h)_j = sum_k U[j, k] h_k
     pack_panels(a.W, GH, D, D, 1, pW.get());
-    const int nth = packed_threads(nt, N, GH, H + D);
-    auto rows_scratch = scratch<T>(nth * gw);
+  }
+  const int nth = packed_threads(nt, N, GH, H + D);
+  auto rows_scratch = scratch<T>(nth * gw);
 #pragma omp parallel num_threads(nth)
-    {
-      const int id = thread_id();
-      int64_t n0, n1;
-      row_range(id, nth, N, &n0, &n1);
-      const int64_t rows = n1 - n0;
-      for (int64_t t = 0; t < T_ && rows > 0; ++t) {
-        packed_gemm(a.xs + (t * N + n0) * D, D, pW.get(), GH, D, xw.get() + n0 * GH, GH, rows,
-                    false);
-        add_bias_rows(xw.get() + n0 * GH, a.b_ih, rows, GH);
-        packed_gemm(state(t) + n0 * H, H, pU.get(), GH, H, hu.get() + n0 * GH, GH, rows, false);
-        step(t, n0, n1, rows_scratch.get() + id * gw);
+  {
+    const int id = thread_id();
+    int64_t n0, n1;
+    row_range(id, nth, N, &n0, &n1);
+    const int64_t rows = n1 - n0;
+    T *xr = xw.get() + n0 * GH, *hr = hu.get() + n0 * GH;
+    for (int64_t t = 0; t < T_ && rows > 0; ++t) {
+      const T *x = a.xs + (t * N + n0) * D, *h = state(t) + n0 * H;
+      if (packed) {
+        packed_gemm(x, D, pW.get(), GH, D, xr, GH, rows, false);
+        packed_gemm(h, H, pU.get(), GH, H, hr, GH, rows, false);
+      } else {
+        blas::gemm(false, true, rows, GH, D, T(1), x, D, a.W, D, T(0), xr, GH);
+        blas::gemm(false, true, rows, GH, H, T(1), h, H, a.U, H, T(0), hr, GH);
       }
+      add_bias_rows(xr, a.b_ih, rows, GH);
+      step(t, n0, n1, rows_scratch.get() + id * gw);
     }
   }
   std::memcpy(a.h_last, state(T_), sizeof(T) * static_cast<size_t>(NH));
@@ -193,7 +195,8 @@ void backward_impl(const RnnShape& s, const RnnBackwardArgs<T>& a, int nt) {
   const int64_t NH = N * H, gw = gate_cache_width(s), TN = T_ * N;
   const bool lstm = s.cell == Cell::lstm, gru = s.cell == Cell::gru;
   const bool packed = use_packed<T>(s);
-  blas::ThreadScope threads(packed ? 1 : nt);
+  blas::ThreadScope threads(1);  // BLAS runs inside this module's threads
+  RECFAST_CHECK(std::max({TN, GH, D, H}) < INT32_MAX, "sequence too large for 32-bit BLAS sizes");
 
   auto dgx = scratch<T>(TN * GH);
   auto dgh_store = scratch<T>(gru ? TN * GH : 0);
@@ -251,35 +254,29 @@ void backward_impl(const RnnShape& s, const RnnBackwardArgs<T>& a, int nt) {
     if (a.grad_b_hh) column_sums(dgh, TN, GH, g0, g1, a.grad_b_hh);
   };
 
-  if (!packed) {
-    auto tot = scratch<T>(H);
-    for (int64_t t = T_ - 1; t >= 0; --t) {
-      rows_pass(t, 0, N, tot.get());
-      // dh_{t-1} = direct part (or the passed-through gradient) + dG_hh U; zero rows add nothing.
-      blas::gemm(false, false, N, H, GH, T(1), dgh + t * N * GH, GH, a.U, H, T(1), dh_buf(T_ - t),
-                 H);
-    }
-    weight_products(0, TN, 0, GH);
-  } else {
-    RECFAST_CHECK(TN < INT32_MAX && GH < INT32_MAX, "sequence too large for the packed path");
-    auto pU = scratch<T>(packed_size<T>(H, GH));
-    pack_panels(a.U, H, GH, 1, H, pU.get());  // (dG U)_k = sum_j dG_j U[j, k]
-    const int nth = packed_threads(nt, N, GH, H);
-    auto tots = scratch<T>(nth * H);
+  auto pU = scratch<T>(packed ? packed_size<T>(H, GH) : 0);
+  if (packed) pack_panels(a.U, H, GH, 1, H, pU.get());  // (dG U)_k = sum_j dG_j U[j, k]
+  const int nth = packed_threads(nt, N, GH, H);
+  auto tots = scratch<T>(nth * H);
 #pragma omp parallel num_threads(nth)
-    {
-      const int id = thread_id();
-      int64_t n0, n1;
-      row_range(id, nth, N, &n0, &n1);
-      for (int64_t t = T_ - 1; t >= 0 && n0 < n1; --t) {
-        rows_pass(t, n0, n1, tots.get() + id * H);
-        packed_gemm(dgh + (t * N + n0) * GH, GH, pU.get(), H, GH, dh_buf(T_ - t) + n0 * H, H,
-                    n1 - n0, true);
+  {
+    const int id = thread_id();
+    int64_t n0, n1;
+    row_range(id, nth, N, &n0, &n1);
+    for (int64_t t = T_ - 1; t >= 0 && n0 < n1; --t) {
+      rows_pass(t, n0, n1, tots.get() + id * H);
+      // dh_{t-1} = direct part (or the passed-through gradient) + dG_hh U; zero rows add nothing.
+      const T* g = dgh + (t * N + n0) * GH;
+      T* next = dh_buf(T_ - t) + n0 * H;
+      if (packed) {
+        packed_gemm(g, GH, pU.get(), H, GH, next, H, n1 - n0, true);
+      } else {
+        blas::gemm(false, false, n1 - n0, H, GH, T(1), g, GH, a.U, H, T(1), next, H);
       }
-#pragma omp barrier
-      // Every step's gradients are in: split the weight products among the same threads.
-      weight_products(TN * id / nth, TN * (id + 1) / nth, GH * id / nth, GH * (id + 1) / nth);
     }
+#pragma omp barrier
+    // Every step's gradients are in: split the weight products among the same threads.
+    weight_products(TN * id / nth, TN * (id + 1) / nth, GH * id / nth, GH * (id + 1) / nth);
   }
   const T* dh = dh_buf(T_);
   if (a.grad_h0) std::memcpy(a.grad_h0, dh, sizeof(T) * static_cast<size_t>(NH));
