@@ -460,7 +460,7 @@ print("ok")
 
 @pytest.mark.skipif("cpu" not in BACKENDS, reason="cpu backend not live")
 @pytest.mark.parametrize(
-    "env", [{"RECFAST_CONV_ISA": "baseline"}, {"RECFAST_CONV_ALGO": "gemm"}], ids=str
+    "env", [{"RECFAST_ISA": "baseline"}, {"RECFAST_CONV_ALGO": "gemm"}], ids=str
 )
 def test_alternative_kernel_paths(env):
     """The SSE2 copy of the register-blocked kernel (the one CPUs without AVX2 run) and the

@@ -546,3 +546,42 @@ def test_summed_bias_gradients_are_separate_arrays():
     g = rnn.rnn_backward(np.ones_like(res.outputs), None, res.cache, split)
     assert g["b_ih"] is not g["b_hh"] and not np.shares_memory(g["b_ih"], g["b_hh"])
     np.testing.assert_array_equal(g["b_ih"], g["b_hh"])
+
+
+_BASELINE_COPY = """
+import numpy as np
+from recfast import _cpu
+from recfast._backends import select
+assert _cpu.simd_level() == "baseline", _cpu.simd_level()
+rng = np.random.default_rng(0)
+for cell, G in (("rnn", 1), ("gru", 3), ("lstm", 4)):
+    T, N, D, H = 4, 6, 5, 7
+    xs, h0 = rng.standard_normal((T, N, D)), rng.standard_normal((N, H))
+    c0 = rng.standard_normal((N, H)) if cell == "lstm" else None
+    W, U = rng.standard_normal((G * H, D)), rng.standard_normal((G * H, H)) * 0.3
+    lens = np.array([4, 0, 2, 3, 4, 1])
+    outs = {}
+    for be in ("cpu", "reference"):
+        out, hl = np.full((T, N, H), np.nan), np.full((N, H), np.nan)
+        cl = np.full((N, H), np.nan) if cell == "lstm" else None
+        select("rnn_forward", be)[1](cell, "tanh", xs, h0, c0, W, U, None, None, lens, out, hl,
+                                     cl, None, None, None, 2)
+        outs[be] = out
+    np.testing.assert_allclose(outs["cpu"], outs["reference"], rtol=1e-12, atol=1e-12)
+print("ok")
+"""
+
+
+def test_baseline_isa_copy():
+    """The gate passes compiled for CPUs without AVX2 (RECFAST_ISA=baseline, in a subprocess:
+    the level is read once per process)."""
+    if "cpu" not in BACKENDS:
+        pytest.skip("no recfast._cpu")
+    import os
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", _BASELINE_COPY],
+                         env={**os.environ, "RECFAST_ISA": "baseline"}, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-3000:]

@@ -23,6 +23,7 @@
 
 #include "recfast/blas.hpp"
 #include "recfast/conv2d.hpp"
+#include "recfast/isa.hpp"
 
 namespace recfast {
 
@@ -41,20 +42,8 @@ RECFAST_DECLARE_CONV_ISA(avx2)
 
 namespace {
 
-// Asked at first use (a namespace-scope constant could be read before its initializer ran).
-bool has_avx2() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const bool yes = [] {
-    const char* e = std::getenv("RECFAST_CONV_ISA");  // "baseline" forces the SSE2 copy (tests)
-    if (e && std::strcmp(e, "baseline") == 0) return false;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return yes;
-#else
-  return false;
-#endif
-}
+// The conv kernel has an AVX2+FMA copy (also what AVX-512 CPUs run) and an SSE2 one.
+bool has_avx2() { return cpu_isa() != Isa::baseline; }
 
 // C (m, n) = A (m, k) @ B (k, n) with A(i, p) = A[i * lda + off[p]], overwriting C: the
 // register-blocked kernel of conv2d_gemm.inc.

@@ -7,7 +7,7 @@ namespace recfast {
 
 enum class Isa { baseline, avx2, avx512 };
 
-Isa cpu_isa();
+Isa cpu_isa();             // detected once; RECFAST_ISA=baseline|avx2 can lower it (tests)
 const char* simd_level();  // "avx512", "avx2" or "baseline"
 
 }  // namespace recfast
