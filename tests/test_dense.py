@@ -166,3 +166,12 @@ def test_backward_needs_output_with_activation():
         recfast.dense_backward(np.ones((5, 3)), x, W, activation="relu")
     with pytest.raises(ValueError, match="needs"):
         recfast.dense_backward(np.ones((5, 3)), x, W, needs=("q",))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("activation", ACTS)
+def test_nan_stays_nan_through_every_activation(backend, activation):
+    x, W, b = problem(3, 4, 5, np.float64, seed=7)
+    x[1, 2] = np.nan
+    y = recfast.dense(x, W, b, activation=activation, backend=backend)
+    assert np.isnan(y[1]).all() and not np.isnan(y[[0, 2]]).any()

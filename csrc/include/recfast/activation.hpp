@@ -13,8 +13,8 @@ enum class Act : int { identity = 0, relu = 1, sigmoid = 2, tanh = 3 };
 template <typename T>
 RECFAST_HD RECFAST_INLINE T act_forward(Act a, T x) {
   switch (a) {
-    case Act::relu:
-      return x > T(0) ? x : T(0);
+    case Act::relu:  // NaN stays NaN, as np.maximum(x, 0) and torch.relu keep it
+      return (x > T(0) || x != x) ? x : T(0);
     case Act::sigmoid:
       return fm::sigmoid(x);
     case Act::tanh:
