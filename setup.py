@@ -5,6 +5,7 @@ Environment switches:
   RECFAST_REQUIRE_EXT=1  a failed native build is fatal (CI sets it, so CI never passes on the fallback).
   RECFAST_NATIVE=1       add -march=native (the default build picks AVX-512/AVX2 at run time instead).
   RECFAST_SANITIZE=1     build with -fsanitize=address,undefined (for the CI sanitizer job).
+  RECFAST_BUILD_JOBS=n   compile n sources at a time (default: one per core).
 """
 
 import os
@@ -17,6 +18,21 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
 VERSION = re.search(r'^version\s*=\s*"([^"]+)"', (HERE / "pyproject.toml").read_text(), re.M).group(1)
+CSRC = HERE / "csrc"
+# Each extension's sources, by folder: its kernels, then its bindings. `recfast._cuda` will be the
+# second row, ("csrc/cuda", "csrc/bindings/cuda"), built only when nvcc is found.
+EXTENSIONS = {
+    "recfast._cpu": ("csrc/cpu", "csrc/bindings/cpu"),
+}
+HEADER_SUFFIXES = (".h", ".hpp", ".inc", ".cuh")
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(HERE))
+
+
+def sources(folders) -> list:
+    return [rel(p) for folder in folders for p in sorted((HERE / folder).glob("*.cpp"))]
 
 
 def env_flag(name: str) -> bool:
@@ -49,11 +65,12 @@ def extensions():
     if os.environ.get("RECFAST_BUILD_EXT", "1").strip() == "0":
         return []
     try:
-        from pybind11.setup_helpers import Pybind11Extension
+        from pybind11.setup_helpers import ParallelCompile, Pybind11Extension
     except ImportError:
         if env_flag("RECFAST_REQUIRE_EXT"):
             raise
         return []
+    ParallelCompile("RECFAST_BUILD_JOBS").install()  # compile the sources in parallel
     # -fno-trapping-math lets GCC if-convert (and so vectorize) the branch-free selects of
     # fastmath.hpp; nothing here reads floating-point exception flags.
     cflags = ["-O3", "-fvisibility=hidden", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
@@ -66,18 +83,21 @@ def extensions():
         cflags = [f for f in cflags if f != "-O3"]
         cflags += ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-wrapv", san]
         lflags.append(san)
-    sources = sorted(str(p.relative_to(HERE)) for p in (HERE / "csrc").glob("*/*.cpp"))
+    # Every header and .inc under csrc: an edit to one rebuilds the extensions.
+    depends = sorted(rel(p) for p in CSRC.rglob("*") if p.suffix in HEADER_SUFFIXES)
     # cxx_std is explicit: pybind11's probe raises "Unsupported compiler" when no compiler exists.
     return [
         Pybind11Extension(
-            "recfast._cpu",
-            sources,
+            name,
+            sources(folders),
             include_dirs=["csrc/include"],
+            depends=depends,
             define_macros=[("VERSION_INFO", f'"{VERSION}"')],
             extra_compile_args=cflags,
             extra_link_args=lflags,
             cxx_std=17,
         )
+        for name, folders in EXTENSIONS.items()
     ]
 
 

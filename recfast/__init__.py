@@ -1,7 +1,9 @@
 """recfast: fast kernels for recommender models.
 
-NumPy in, NumPy out. Every op validates its input once, picks a backend (``backend=`` >
-:func:`use_backend` > ``RECFAST_BACKEND`` > fastest live one) and releases the GIL in native code.
+NumPy in, NumPy out; PyTorch in, PyTorch out (CPU tensors zero-copy); CuPy in, CuPy out. Every
+op finds the array kind once, picks a backend (``backend=`` > :func:`use_backend` >
+``RECFAST_BACKEND`` > the fastest live one for that kind), validates its input once and releases
+the GIL in native code.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 from recfast._backends import BackendInfo, BackendUnavailableError, backends, use_backend
 from recfast._config import show_config
 from recfast._threads import get_num_threads, set_num_threads
-from recfast.conv import (
+from recfast.conv2d import (
     conv2d,
     conv2d_backward,
     conv2d_output_shape,
@@ -26,11 +28,13 @@ from recfast.conv import (
 )
 from recfast.dense import dense, dense_backward
 from recfast.mf import DivergenceError, mf_block_layout, sgd_mf_epoch
+from recfast.models.autorec import AutoRec
 from recfast.models.mf import MatrixFactorization
 from recfast.models.sequence import GRU4Rec
 from recfast.rnn import gru_step, lstm_step, rnn_backward, rnn_forward, rnn_output, rnn_step
 
 __all__ = [
+    "AutoRec",
     "BackendInfo",
     "BackendUnavailableError",
     "DivergenceError",
@@ -82,3 +86,15 @@ def _attach_installed_extension() -> None:
 
 
 _attach_installed_extension()
+
+
+def _load_openmp_runtime() -> None:
+    """Load the compiled extension (and so its OpenMP runtime) with the package: threadpoolctl
+    limits only the runtimes already loaded, so ``threadpool_limits(1, user_api="openmp")``
+    entered right after ``import recfast`` must find ours (issue #9)."""
+    from recfast._backends import _probe
+
+    _probe("cpu")  # never raises; a missing or disabled extension is reported by backends()
+
+
+_load_openmp_runtime()

@@ -7,11 +7,13 @@ import sys
 
 
 def show_config(file=None) -> None:
-    """Print the version, every backend (live or not, and why), the SIMD level and thread counts."""
+    """Print the version, every backend (live or not, and why), the op x backend matrix, which
+    backend NumPy input gets for each op, the SIMD level and thread counts."""
     import numpy as np
 
     from recfast import __version__
-    from recfast._backends import backends, cpu_module
+    from recfast import _registry as reg
+    from recfast._backends import backends, cpu_module, select
     from recfast._threads import get_num_threads
 
     out = file or sys.stdout
@@ -21,12 +23,29 @@ def show_config(file=None) -> None:
         f"{platform.machine()})",
         file=out,
     )
+    infos = backends()
     print("backends:", file=out)
-    for b in backends():
-        print(f"  {b.name:<10} {'live' if b.available else 'unavailable: ' + b.reason}", file=out)
+    for b in infos:
+        state = "live" if b.available else "unavailable: " + b.reason
+        print(f"  {b.name:<10} {b.device:<5} {state}", file=out)
+    width = max(len(op) for op in reg.OPS)
+    print(
+        "ops (x: implemented and live, o: implemented but not live, -: not implemented;", file=out
+    )
+    print("     'runs' is the backend NumPy arrays get):", file=out)
+    print(f"  {'':<{width}} " + " ".join(f"{b.name:>9}" for b in infos) + "  runs", file=out)
+    for op in reg.OPS:
+        cells = []
+        for b in infos:
+            mark = "-" if op not in b.ops else ("x" if b.available else "o")
+            cells.append(f"{mark:>9}")
+        try:
+            runs = select(op)[0]
+        except Exception as exc:  # nothing live: say so instead of failing
+            runs = f"none ({type(exc).__name__})"
+        print(f"  {op:<{width}} " + " ".join(cells) + f"  {runs}", file=out)
     if mod is not None:
-        import recfast._cpu_backend  # noqa: F401  (installs the BLAS)
-        from recfast import _blas
+        from recfast._backends.cpu import _blas, _native  # noqa: F401  (_native installs the BLAS)
 
         print(
             f"cpu SIMD level: {mod.simd_level()}; OpenMP: {'yes' if mod.openmp else 'no'}; "

@@ -1,11 +1,16 @@
 """Type stub of the compiled module recfast._cpu (csrc/bindings). Arrays must already have the
-exact dtype and be C-contiguous: the bindings never convert (index arrays especially)."""
+exact dtype and be C-contiguous: the bindings never convert (index arrays especially). A wrong
+dtype or layout raises TypeError, a wrong shape, index or code ValueError."""
 
 import numpy as np
 import numpy.typing as npt
 
 __version__: str
 openmp: bool
+
+def codes() -> dict[str, dict[str, int]]:
+    """{"activation": {"identity": 0, "relu": 1, ...}, "cell": {"rnn": 0, "gru": 1, "lstm": 2}},
+    from the C++ enums (recfast/_codes.py holds the same tables)."""
 
 def simd_level() -> str: ...
 def omp_max_threads() -> int: ...
@@ -79,8 +84,9 @@ def blas_gemm(
 ) -> None: ...
 
 # Recurrent sequences (csrc/cpu/rnn_cpu.cpp). cell: 0 rnn, 1 gru, 2 lstm; activation: the codes of
-# recfast._validate.ACTIVATION_CODES. Optional arrays are None; see recfast/reference/rnn.py for
-# the cache layout (states (T + 1, N, H), cells (T + 1, N, H), gates (T, N, 4H)).
+# recfast._codes.ACTIVATION_CODES (see codes()). Optional arrays are None; see
+# recfast/_backends/reference/rnn.py for the cache layout (states (T + 1, N, H),
+# cells (T + 1, N, H), gates (T, N, 4H)).
 def rnn_forward(
     cell: int,
     activation: int,
@@ -123,7 +129,8 @@ def rnn_backward(
     num_threads: int = 1,
 ) -> None: ...
 
-# conv2d and max-pooling, NHWC (recfast/_cpu_backend.py adapts them; recfast.conv validates).
+# conv2d and max-pooling, NHWC (recfast/_backends/cpu/conv2d.py adapts them; recfast.conv2d
+# validates).
 def conv2d_forward(
     x: npt.NDArray[np.float32] | npt.NDArray[np.float64],
     w: npt.NDArray[np.floating],
@@ -168,5 +175,27 @@ def max_pool2d_backward(
     grad_out: npt.NDArray[np.float32] | npt.NDArray[np.float64],
     indices: npt.NDArray[np.int64],
     grad_x: npt.NDArray[np.floating],
+    num_threads: int = 1,
+) -> None: ...
+
+# The whole dense layer (csrc/cpu/dense_cpu.cpp); activation: recfast._codes.ACTIVATION_CODES.
+def dense_forward(
+    x: np.ndarray,
+    W: np.ndarray,
+    b: np.ndarray | None,
+    out: np.ndarray,
+    activation: int = 0,
+    num_threads: int = 1,
+) -> None: ...
+def dense_backward(
+    grad_out: np.ndarray,
+    x: np.ndarray,
+    W: np.ndarray,
+    output: np.ndarray | None,
+    scratch: np.ndarray | None,
+    grad_x: np.ndarray | None,
+    grad_W: np.ndarray | None,
+    grad_b: np.ndarray | None,
+    activation: int = 0,
     num_threads: int = 1,
 ) -> None: ...

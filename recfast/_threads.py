@@ -5,6 +5,12 @@ limit set in one Python thread would not reach a kernel called from another). Pr
 ``num_threads=`` argument > :func:`set_num_threads` > the OpenMP limit of the calling thread
 (``OMP_NUM_THREADS``, or ``threadpoolctl.threadpool_limits(n, user_api="openmp")``, which sets it)
 > the number of usable cores.
+
+Every count is checked here, once, for every op and backend: a positive int (bool, float and
+None-like values are TypeErrors, 0 and negatives ValueErrors), and a count above the usable cores
+(``os.sched_getaffinity``) is clamped to them: more threads than cores only slow the kernels
+down, and a count such as 10**6 would make the OpenMP runtime fail to start them (or crash). The
+clamp applies to ``OMP_NUM_THREADS`` and threadpoolctl limits too.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ _default: int | None = None
 
 
 def _cpu_count() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's count)."""
     try:
-        return len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
 
@@ -36,27 +43,29 @@ def set_num_threads(n: int | None) -> None:
 
 
 def get_num_threads() -> int:
-    """Thread count a kernel called now, from this Python thread, would use."""
+    """Thread count a kernel called now, from this Python thread, would use (at most the usable
+    cores)."""
     if _default is not None:
         return _default
     from recfast._backends import cpu_module
 
     mod = cpu_module()
     if mod is not None and mod.openmp:
-        return int(mod.omp_max_threads())  # honours OMP_NUM_THREADS and threadpoolctl
-    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return _cpu_count()
+        n = int(mod.omp_max_threads())  # honours OMP_NUM_THREADS and threadpoolctl
+    else:
+        env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+        n = int(env) if env.isdigit() and int(env) > 0 else _cpu_count()
+    return max(1, min(n, _cpu_count()))
 
 
 def _check_count(n: object, name: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+    """A positive int, clamped to the usable cores."""
+    if isinstance(n, bool) or not hasattr(n, "__index__"):
         raise TypeError(f"{name} must be a positive int, got {type(n).__name__}")
-    n = int(n)  # type: ignore[call-overload]
+    n = n.__index__()  # type: ignore[attr-defined]
     if n < 1:
         raise ValueError(f"{name} must be >= 1, got {n}")
-    return n
+    return min(n, _cpu_count())
 
 
 def resolve_num_threads(num_threads: int | None) -> int:

@@ -1,94 +1,170 @@
-"""Every shape, dtype, range and contiguity check. Messages name the argument, the expected and the
-actual value. Nothing here modifies a caller's array; checks run before any kernel does."""
+"""Every shape, dtype, range and contiguity check, written against the call's array namespace
+``xp`` (NumPy, CuPy, array_api_strict ...; a PyTorch CPU tensor arrives here as its NumPy view).
+Messages name the argument, the expected and the actual value. Nothing here modifies a caller's
+array; checks run before any kernel does.
+
+NumPy arrays take fast paths (``type(a) is np.ndarray``): the per-step ops spend a few
+microseconds in all, and these checks are most of it.
+"""
 
 from __future__ import annotations
 
 import functools
 import numbers
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
+from recfast._codes import ACTIVATION_CODES, ACTIVATIONS, CELL_CODES, CELLS, GATES
+from recfast._kernel_args import Conv2dGeometry, Pool2dGeometry
+
+__all__ = [
+    "ACTIVATIONS",
+    "ACTIVATION_CODES",
+    "CELLS",
+    "CELL_CODES",
+    "FLOAT_DTYPES",
+    "GATES",
+    "INDEX_DTYPES",
+]
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
-
-
-def array_kind(*arrays: Any) -> str:
-    """ "numpy" or "cupy" for the given arrays (None entries skipped); mixing kinds is a TypeError."""
-    if all(type(a) is np.ndarray or a is None for a in arrays):  # the common case, fast
-        return "numpy"
-    kinds = set()
-    for a in arrays:
-        if a is None:
-            continue
-        mod = type(a).__module__.split(".")[0]
-        kinds.add("cupy" if mod == "cupy" else "numpy")
-    if len(kinds) > 1:
-        raise TypeError(
-            "cannot mix NumPy and CuPy arrays in one call; move them to one device first"
-        )
-    return kinds.pop() if kinds else "numpy"
+_ARRAY_HINT = "pass a NumPy array, torch tensor or CuPy array"
 
 
 def _type_name(a: Any) -> str:
     return type(a).__name__
 
 
+def dtype_name(dt: Any) -> str:
+    """ "float32" for NumPy's, CuPy's and array_api_strict's float32 alike."""
+    return str(dt).rsplit(".", 1)[-1]
+
+
+def _is_array(a: Any) -> bool:
+    return hasattr(a, "shape") and hasattr(a, "dtype") and not isinstance(a, (type, np.generic))
+
+
+def _is_float(xp: Any, dt: Any) -> bool:
+    if xp is np:
+        return dt.char in "fd"
+    return dt == xp.float32 or dt == xp.float64
+
+
+def _is_integer(xp: Any, dt: Any) -> bool:
+    if xp is np:
+        return dt.kind in "iu"
+    return bool(xp.isdtype(dt, "integral"))
+
+
+def contiguous(xp: Any, a: Any) -> Any:
+    """``a`` C-contiguous (copied if needed) where the namespace has strides; else ``a``."""
+    if xp is np:
+        return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+    flags = getattr(a, "flags", None)
+    if flags is not None and not flags.c_contiguous:
+        return xp.ascontiguousarray(a)
+    return a
+
+
+def may_share_memory(xp: Any, a: Any, b: Any) -> bool:
+    """Whether two arrays may overlap (False where the namespace cannot tell)."""
+    if a is None or b is None:
+        return False
+    if xp is np:
+        return bool(np.may_share_memory(a, b))
+    fn = getattr(xp, "may_share_memory", None)
+    return bool(fn(a, b)) if fn is not None else a is b
+
+
+def no_overlap(xp: Any, outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
+    """Refuse an output that overlaps another output or any input: the kernel would read what it
+    has already overwritten (or write one result over another)."""
+    outs = [(k, v) for k, v in outputs.items() if v is not None]
+    for j, (name, out) in enumerate(outs):
+        for other, arr in outs[j + 1 :] + list(inputs.items()):
+            if arr is not None and may_share_memory(xp, out, arr):
+                raise ValueError(f"{name} must not share memory with {other}")
+
+
 def float_array(
-    name: str, a: Any, *, ndim: int, dtype: np.dtype | None = None, writable: bool = False
-) -> np.ndarray:
-    """A float32/float64 NumPy array of rank ``ndim``. Output arrays (``writable``) must also be
-    C-contiguous and writable, since the kernel updates them in place."""
+    name: str,
+    a: Any,
+    xp: Any = np,
+    *,
+    ndim: int,
+    dtype: Any = None,
+    first: str | None = None,
+    writable: bool = False,
+) -> Any:
+    """A float32/float64 array of rank ``ndim``.
+
+    ``dtype`` is the call's float dtype, taken from its first float input (named ``first``); a
+    mismatch blames this argument and suggests converting it. Output arrays (``writable``) must
+    also be C-contiguous and writable, since the kernel updates them in place.
+    """
     if (
         type(a) is np.ndarray
         and a.ndim == ndim
         and a.dtype.char in "fd"
-        and (dtype is None or a.dtype.char == dtype.char)
+        and (dtype is None or a.dtype == dtype)
         and not writable
     ):
         return a  # the common case, checked fast (per-step ops spend microseconds in all)
-    if not isinstance(a, np.ndarray):
-        if writable:
-            raise TypeError(
-                f"{name} must be a numpy.ndarray (updated in place), got {_type_name(a)}"
-            )
-        a = np.asarray(a)
-    if a.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
-    if dtype is not None and a.dtype != dtype:
+    if not _is_array(a):
         raise TypeError(
-            f"{name} has dtype {a.dtype} but the other inputs are {dtype}; convert it explicitly "
-            f"(e.g. {name}.astype(np.{dtype}))"
+            f"{name} must be an array ({_ARRAY_HINT} of float32 or float64), got {_type_name(a)}"
+        )
+    if not _is_float(xp, a.dtype):
+        raise TypeError(f"{name} must have dtype float32 or float64, got {dtype_name(a.dtype)}")
+    if dtype is not None and a.dtype != dtype:
+        have, want = dtype_name(a.dtype), dtype_name(dtype)
+        lib = "np" if xp is np else xp.__name__.split(".")[-1]
+        tail = " (or pass every float input as float32, the fast path)" if want == "float64" else ""
+        raise TypeError(
+            f"{name} has dtype {have} but {first or 'the other inputs'} has dtype {want}: the "
+            f"float inputs of one call share one dtype; convert {name} "
+            f"(e.g. {name}.astype({lib}.{want})){tail}"
         )
     if a.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(a.shape)}")
     if writable:
-        if not a.flags.c_contiguous:
+        flags = getattr(a, "flags", None)
+        if flags is not None and not flags.c_contiguous:
             raise ValueError(
                 f"{name} must be C-contiguous (it is updated in place); "
-                f"pass np.ascontiguousarray({name}) and keep that copy"
+                f"pass a contiguous copy of {name} and keep that copy"
             )
-        if not a.flags.writeable:
+        if flags is not None and not getattr(flags, "writeable", True):
             raise ValueError(f"{name} is read-only; it is updated in place")
     return a
 
 
-def index_array(name: str, a: Any, upper: int | None = None) -> np.ndarray:
-    """A 1-D int32/int64 array with entries in [0, upper); contiguous (copied if needed)."""
-    if not isinstance(a, np.ndarray):
-        a = np.asarray(a)
-    if a.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be an integer array (int32 or int64), got dtype {a.dtype}")
+def index_array(name: str, a: Any, upper: int | None = None, xp: Any = np) -> Any:
+    """A 1-D int32/int64 array with entries in [0, upper); contiguous (copied if needed).
+
+    Python sequences of ints are accepted and converted; other integer dtypes are widened to
+    int64 deliberately (never a silent cast that could change a value)."""
+    if not _is_array(a):
+        try:
+            a = xp.asarray(a)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be an integer array, got {_type_name(a)}") from exc
+    if not _is_integer(xp, a.dtype):
+        raise TypeError(
+            f"{name} must be an integer array (int32 or int64), got dtype {dtype_name(a.dtype)}"
+        )
     if a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
-    if a.dtype not in INDEX_DTYPES:
-        # Deliberate, lossless widening (never forcecast): uint64 above int64 is caught below.
-        if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(a.shape)}")
+    if a.dtype != xp.int32 and a.dtype != xp.int64:
+        # Lossless widening: uint64 above int64's range is refused here.
+        if dtype_name(a.dtype) == "uint64" and a.shape[0] and int(xp.max(a)) > 2**63 - 1:
             raise ValueError(f"{name} has entries >= 2**63")
-        a = a.astype(np.int64)
-    a = np.ascontiguousarray(a)
-    if upper is not None and a.size:
-        lo, hi = int(a.min()), int(a.max())
+        a = xp.astype(a, xp.int64) if xp is not np else a.astype(np.int64)
+    a = contiguous(xp, a)
+    if upper is not None and a.shape[0]:
+        lo, hi = int(xp.min(a)), int(xp.max(a))
         if lo < 0 or hi >= upper:
             bad = lo if lo < 0 else hi
             raise ValueError(f"{name} has entry {bad} outside the valid range [0, {upper})")
@@ -124,42 +200,97 @@ def positive_int(name: str, x: Any) -> int:
     return int(x)
 
 
-def ratings_triplet(
-    rows: Any, cols: Any, values: Any, n_users: int, n_items: int, dtype: np.dtype | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows and cols as one index dtype (range-checked), values finite in the factors' dtype."""
-    values = float_array("values", values, ndim=1, dtype=dtype)
-    rows = index_array("rows", rows, n_users)
-    cols = index_array("cols", cols, n_items)
-    if not (len(rows) == len(cols) == len(values)):
+@functools.cache
+def _memory_bytes() -> int:
+    """Physical memory of this machine (what an allocation can never exceed)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 1 << 50
+
+
+def itemsize(dt: Any) -> int:
+    """Bytes per element of a float dtype of any namespace."""
+    return 4 if dtype_name(dt) == "float32" else 8
+
+
+def allocation(what: str, shape: tuple[int, ...], itemsize: int, cause: str) -> None:
+    """Refuse, before allocating, an array larger than this machine's memory, naming the
+    argument that asked for it (NumPy's own MemoryError names none)."""
+    n = 1
+    for s in shape:
+        n *= int(s)
+    if n * itemsize > _memory_bytes():
         raise ValueError(
-            f"rows, cols and values must have the same length, got {len(rows)}, {len(cols)}, "
-            f"{len(values)}"
+            f"{cause}: {what} would have shape {tuple(int(s) for s in shape)} "
+            f"({n * itemsize / 2**30:.3g} GiB), more than this machine's memory "
+            f"({_memory_bytes() / 2**30:.3g} GiB)"
+        )
+
+
+def all_finite(xp: Any, a: Any) -> bool:
+    if xp is np:
+        return bool(np.isfinite(a).all())
+    return bool(xp.all(xp.isfinite(a)))
+
+
+def _as_int64(xp: Any, a: Any) -> Any:
+    if a.dtype == xp.int64:
+        return a
+    return a.astype(np.int64) if xp is np else xp.astype(a, xp.int64)
+
+
+# --- matrix factorization (recfast/mf.py) ------------------------------------------------------
+
+
+def ratings_triplet(
+    rows: Any, cols: Any, values: Any, n_users: int, n_items: int, xp: Any = np
+) -> tuple[Any, Any, Any]:
+    """Rows and cols as one index dtype (range-checked), values finite floats."""
+    values = float_array("values", values, xp, ndim=1)
+    rows = index_array("rows", rows, n_users, xp)
+    cols = index_array("cols", cols, n_items, xp)
+    if not (rows.shape[0] == cols.shape[0] == values.shape[0]):
+        raise ValueError(
+            f"rows, cols and values must have the same length, got {rows.shape[0]}, "
+            f"{cols.shape[0]}, {values.shape[0]}"
         )
     if rows.dtype != cols.dtype:  # the kernels take one index type: widen the int32 one
-        rows, cols = rows.astype(np.int64), cols.astype(np.int64)
-    if values.size and not np.isfinite(values).all():
-        bad = int(np.flatnonzero(~np.isfinite(values))[0])
-        raise ValueError(f"values must be finite; values[{bad}] = {values[bad]}")
-    return rows, cols, np.ascontiguousarray(values)
+        rows, cols = _as_int64(xp, rows), _as_int64(xp, cols)
+    if values.shape[0] and not all_finite(xp, values):
+        mask = ~xp.isfinite(values)
+        bad = int(xp.argmax(xp.astype(mask, xp.int8) if xp is not np else mask))
+        raise ValueError(f"values must be finite; values[{bad}] = {float(values[bad])}")
+    return rows, cols, contiguous(xp, values)
 
 
-def factor_pair(user_factors: Any, item_factors: Any) -> tuple[np.ndarray, np.ndarray]:
-    U = float_array("user_factors", user_factors, ndim=2, writable=True)
-    V = float_array("item_factors", item_factors, ndim=2, dtype=U.dtype, writable=True)
+def factor_pair(user_factors: Any, item_factors: Any, dtype: Any, xp: Any = np) -> tuple[Any, Any]:
+    U = float_array(
+        "user_factors", user_factors, xp, ndim=2, dtype=dtype, first="values", writable=True
+    )
+    V = float_array(
+        "item_factors", item_factors, xp, ndim=2, dtype=dtype, first="values", writable=True
+    )
     if U.shape[1] != V.shape[1]:
         raise ValueError(
             f"user_factors and item_factors must have the same number of factors k, got "
             f"{U.shape[1]} and {V.shape[1]}"
         )
-    if np.shares_memory(U, V):
+    if may_share_memory(xp, U, V):
         raise ValueError("user_factors and item_factors must not share memory")
     return U, V
 
 
 def row_vector_pair(
-    names: tuple[str, str], a: Any, b: Any, lengths: tuple[int, int], dtype: np.dtype
-) -> tuple[np.ndarray | None, np.ndarray | None]:
+    names: tuple[str, str],
+    a: Any,
+    b: Any,
+    lengths: tuple[int, int],
+    dtype: Any,
+    xp: Any = np,
+) -> tuple[Any, Any]:
     """Two optional per-row arrays (biases or accumulators), both given or neither."""
     if (a is None) != (b is None):
         raise ValueError(f"give both {names[0]} and {names[1]}, or neither")
@@ -167,33 +298,32 @@ def row_vector_pair(
         return None, None
     out = []
     for name, x, n in zip(names, (a, b), lengths):
-        x = float_array(name, x, ndim=1, dtype=dtype, writable=True)
-        if x.shape != (n,):
-            raise ValueError(f"{name} must have shape ({n},), got {x.shape}")
+        x = float_array(name, x, xp, ndim=1, dtype=dtype, first="values", writable=True)
+        if tuple(x.shape) != (n,):
+            raise ValueError(f"{name} must have shape ({n},), got {tuple(x.shape)}")
         out.append(x)
     return out[0], out[1]
 
 
-def positive_accumulators(ua: np.ndarray, ia: np.ndarray) -> None:
-    if (ua.size and not ua.min() > 0) or (ia.size and not ia.min() > 0):
+def positive_accumulators(ua: Any, ia: Any, xp: Any = np) -> None:
+    if (ua.shape[0] and not float(xp.min(ua)) > 0) or (ia.shape[0] and not float(xp.min(ia)) > 0):
         raise ValueError("user_accum and item_accum must be > 0 (AdaGrad accumulators start at 1)")
 
 
-def block_ptr(a: Any, n_blocks: Any, nnz: int) -> tuple[np.ndarray, int]:
+def block_ptr(a: Any, n_blocks: Any, nnz: int, xp: Any = np) -> tuple[Any, int]:
     nb = positive_int("n_blocks", n_blocks)
-    a = index_array("block_ptr", a)
-    if a.shape != (nb * nb + 1,):
+    a = index_array("block_ptr", a, None, xp)
+    if tuple(a.shape) != (nb * nb + 1,):
         raise ValueError(
-            f"block_ptr must have shape ({nb * nb + 1},) for n_blocks={nb}, got {a.shape}"
+            f"block_ptr must have shape ({nb * nb + 1},) for n_blocks={nb}, got {tuple(a.shape)}"
         )
-    if a[0] != 0 or a[-1] != nnz or (np.diff(a) < 0).any():
+    rising = bool(xp.all(a[1:] >= a[:-1]))
+    if int(a[0]) != 0 or int(a[-1]) != nnz or not rising:
         raise ValueError(f"block_ptr must rise from 0 to nnz={nnz}")
-    return a.astype(np.int64, copy=False), nb
+    return _as_int64(xp, a), nb
 
 
-ACTIVATIONS = (None, "identity", "relu", "sigmoid", "tanh")
-# The codes the native and Numba kernels switch on (csrc/include/recfast/activation.hpp: Act).
-ACTIVATION_CODES = {None: 0, "identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+# --- dense layer (recfast/dense.py) -----------------------------------------------------------
 
 
 def activation(name: str, value: Any) -> str | None:
@@ -202,41 +332,54 @@ def activation(name: str, value: Any) -> str | None:
     return None if value == "identity" else value
 
 
-def dense_inputs(x: Any, W: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, bool]:
-    """x (N, D) or (D,), W (H, D), b (H,): one float dtype, no silent casts. Returns the 2-D x
-    and whether the caller passed a single vector."""
-    x = float_array("x", x, ndim=x.ndim if isinstance(x, np.ndarray) and x.ndim in (1, 2) else 2)
-    W = float_array("W", W, ndim=2, dtype=x.dtype)
+def dense_inputs(x: Any, W: Any, b: Any, xp: Any = np) -> tuple[Any, Any, Any, bool]:
+    """x (N, D) or (D,), W (H, D), b (H,): one float dtype (x's), no silent casts. Returns the
+    2-D x and whether the caller passed a single vector."""
+    nd = x.ndim if _is_array(x) and x.ndim in (1, 2) else 2
+    x = float_array("x", x, xp, ndim=nd)
+    W = float_array("W", W, xp, ndim=2, dtype=x.dtype, first="x")
     vector = x.ndim == 1
-    x2 = np.ascontiguousarray(x[None, :] if vector else x)
+    x2 = contiguous(xp, x[None, :] if vector else x)
     if x2.shape[1] != W.shape[1]:
         raise ValueError(
-            f"x has {x2.shape[1]} features but W has shape {W.shape}: expected W of shape (H, {x2.shape[1]})"
+            f"x has {x2.shape[1]} features but W has shape {tuple(W.shape)}: expected W of "
+            f"shape (H, {x2.shape[1]})"
         )
     if b is not None:
-        b = float_array("b", b, ndim=1, dtype=x.dtype)
-        if b.shape != (W.shape[0],):
+        b = float_array("b", b, xp, ndim=1, dtype=x.dtype, first="x")
+        if tuple(b.shape) != (W.shape[0],):
             raise ValueError(
-                f"b must have shape ({W.shape[0]},) to match W {W.shape}, got {b.shape}"
+                f"b must have shape ({W.shape[0]},) to match W {tuple(W.shape)}, got "
+                f"{tuple(b.shape)}"
             )
-        b = np.ascontiguousarray(b)
-    return x2, np.ascontiguousarray(W), b, vector
+        b = contiguous(xp, b)
+    return x2, contiguous(xp, W), b, vector
 
 
-def out_array(name: str, out: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+def same_shape(
+    name: str, a: Any, shape: tuple[int, ...], dtype: Any, first: str, xp: Any, dims: str = ""
+) -> Any:
+    """``a`` of exactly ``shape`` (not just its size) and the call's dtype, C-contiguous.
+    ``dims`` names the axes in the message, e.g. "(T, N, H)"."""
+    a = float_array(name, a, xp, ndim=len(shape), dtype=dtype, first=first)
+    if tuple(a.shape) != shape:
+        want = f"{dims} = {shape}" if dims else f"{shape}"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(a.shape)}")
+    return contiguous(xp, a)
+
+
+def out_array(name: str, out: Any, shape: tuple[int, ...], dtype: Any, xp: Any = np) -> Any:
     """A caller-provided output: exact shape and dtype, C-contiguous, writable; or a new one."""
     if out is None:
-        return np.empty(shape, dtype)
-    out = float_array(name, out, ndim=len(shape), dtype=dtype, writable=True)
-    if out.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {out.shape}")
+        return xp.empty(shape, dtype=dtype)
+    out = float_array(name, out, xp, ndim=len(shape), dtype=dtype, first="x", writable=True)
+    if tuple(out.shape) != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(out.shape)}")
     return out
 
 
-CELLS = ("rnn", "gru", "lstm")
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-# The codes the native kernels switch on (csrc/include/recfast/rnn_cells.hpp: Cell).
-CELL_CODES = {"rnn": 0, "gru": 1, "lstm": 2}
+# --- recurrent layers (recfast/rnn.py) --------------------------------------------------------
+
 # Parameter names each cell takes. The RNN and LSTM add one bias to all gate pre-activations, so
 # PyTorch's pair (b_ih, b_hh) may be given instead of b (summed); the GRU needs both apart.
 PARAM_NAMES = {
@@ -252,35 +395,45 @@ def cell(value: Any) -> str:
     return value
 
 
-def _contiguous(a: np.ndarray) -> np.ndarray:
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-
-def _rnn_param(key: str, a: Any, shape: tuple[int, ...], dtype: np.dtype, G: int, H: int):
-    a = float_array(f"params[{key!r}]", a, ndim=len(shape), dtype=dtype)
-    if a.shape != shape:
+def _rnn_param(key, a, shape, dtype, G, H, first, xp):
+    if type(a) is np.ndarray and a.shape == shape and a.dtype == dtype and a.flags.c_contiguous:
+        return a  # the common case, checked fast
+    a = float_array(f"params[{key!r}]", a, xp, ndim=len(shape), dtype=dtype, first=first)
+    if tuple(a.shape) != shape:
         gate_note = "" if G == 1 else f" ({G} gates x H={H})"
-        raise ValueError(f"params[{key!r}] must have shape {shape}{gate_note}, got {a.shape}")
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+        raise ValueError(
+            f"params[{key!r}] must have shape {shape}{gate_note}, got {tuple(a.shape)}"
+        )
+    return contiguous(xp, a)
 
 
 def rnn_weights(
-    kind: str, W: Any, U: Any, b: Any, b_ih: Any, b_hh: Any, dtype: np.dtype, D: int, H: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    kind: str,
+    W: Any,
+    U: Any,
+    b: Any,
+    b_ih: Any,
+    b_hh: Any,
+    dtype: Any,
+    D: int,
+    H: int,
+    first: str = "xs",
+    xp: Any = np,
+) -> tuple[Any, Any, Any, Any]:
     """W (G H, D), U (G H, H) and the biases of cell ``kind`` as (W, U, b_ih, b_hh); the RNN's and
     LSTM's single bias (``b``, or the sum of PyTorch's pair) comes back as b_ih, b_hh as None."""
     G = GATES[kind]
     GH = G * H
-    W = _rnn_param("W", W, (GH, D), dtype, G, H)
-    U = _rnn_param("U", U, (GH, H), dtype, G, H)
+    W = _rnn_param("W", W, (GH, D), dtype, G, H, first, xp)
+    U = _rnn_param("U", U, (GH, H), dtype, G, H, first, xp)
     if b is not None:
         if b_ih is not None or b_hh is not None:
             raise ValueError("give params['b'] or params['b_ih'] / params['b_hh'], not both")
-        b = _rnn_param("b", b, (GH,), dtype, G, H)
+        b = _rnn_param("b", b, (GH,), dtype, G, H, first, xp)
     if b_ih is not None:
-        b_ih = _rnn_param("b_ih", b_ih, (GH,), dtype, G, H)
+        b_ih = _rnn_param("b_ih", b_ih, (GH,), dtype, G, H, first, xp)
     if b_hh is not None:
-        b_hh = _rnn_param("b_hh", b_hh, (GH,), dtype, G, H)
+        b_hh = _rnn_param("b_hh", b_hh, (GH,), dtype, G, H, first, xp)
     if kind == "gru":
         return W, U, b_ih, b_hh
     if b is None and (b_ih is not None or b_hh is not None):
@@ -289,9 +442,10 @@ def rnn_weights(
 
 
 def rnn_params(
-    kind: str, params: Any, dtype: np.dtype, D: int, H: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """:func:`rnn_weights` from a mapping with keys from ``PARAM_NAMES[kind]``."""
+    kind: str, params: Any, dtype: Any, D: int, H: int, xp: Any = np, values: Any = None
+) -> tuple[Any, Any, Any, Any]:
+    """:func:`rnn_weights` from a mapping with keys from ``PARAM_NAMES[kind]``; ``values``, when
+    given, are the mapping's W, U, b, b_ih, b_hh already in the kernels' form."""
     if not hasattr(params, "keys"):
         raise TypeError(
             f"params must be a mapping of arrays (keys from {PARAM_NAMES[kind]}), "
@@ -308,64 +462,73 @@ def rnn_params(
         if params.get(key) is None:
             raise ValueError(f"params must contain {key!r}")
     get = params.get
-    return rnn_weights(kind, get("W"), get("U"), get("b"), get("b_ih"), get("b_hh"), dtype, D, H)
+    vals = (get("W"), get("U"), get("b"), get("b_ih"), get("b_hh"))
+    if values is not None and len(values) == 5:
+        vals = tuple(values)
+    return rnn_weights(kind, *vals, dtype, D, H, "xs", xp)
 
 
-def rnn_state(name: str, a: Any, N: int, H: int, dtype: np.dtype) -> np.ndarray:
-    a = float_array(name, a, ndim=2, dtype=dtype)
-    if a.shape != (N, H):
-        raise ValueError(f"{name} must have shape (N, H) = ({N}, {H}), got {a.shape}")
-    return _contiguous(a)
+def rnn_state(name: str, a: Any, N: int, H: int, dtype: Any, first: str, xp: Any = np) -> Any:
+    if type(a) is np.ndarray and a.shape == (N, H) and a.dtype == dtype and a.flags.c_contiguous:
+        return a  # the common case, checked fast
+    a = float_array(name, a, xp, ndim=2, dtype=dtype, first=first)
+    if tuple(a.shape) != (N, H):
+        raise ValueError(f"{name} must have shape (N, H) = ({N}, {H}), got {tuple(a.shape)}")
+    return contiguous(xp, a)
 
 
-def lengths(a: Any, N: int, T: int) -> np.ndarray | None:
+def lengths(a: Any, N: int, T: int, xp: Any = np) -> Any:
     """Per-sequence lengths: (N,) integers in [0, T], as int64."""
     if a is None:
         return None
-    arr = np.asarray(a)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"lengths must be an integer array, got dtype {arr.dtype}")
-    if arr.shape != (N,):
-        raise ValueError(f"lengths must have shape (N,) = ({N},), got {arr.shape}")
-    if N and (arr.min() < 0 or arr.max() > T):
-        bad = int(arr.min()) if arr.min() < 0 else int(arr.max())
-        raise ValueError(f"lengths must lie in [0, T={T}], got {bad}")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    arr = a if _is_array(a) else xp.asarray(a)
+    if not _is_integer(xp, arr.dtype):
+        raise TypeError(f"lengths must be an integer array, got dtype {dtype_name(arr.dtype)}")
+    if tuple(arr.shape) != (N,):
+        raise ValueError(f"lengths must have shape (N,) = ({N},), got {tuple(arr.shape)}")
+    if N:
+        lo, hi = int(xp.min(arr)), int(xp.max(arr))
+        if lo < 0 or hi > T:
+            raise ValueError(f"lengths must lie in [0, T={T}], got {lo if lo < 0 else hi}")
+    return contiguous(xp, _as_int64(xp, arr))
 
 
-# --- convolution and pooling (recfast/conv.py) -------------------------------------------------
+def rnn_cache(
+    cell_: Any, act: Any, xs: Any, states: Any, cells: Any, gates: Any, lens: Any, xp: Any = np
+) -> tuple[Any, ...]:
+    """The arrays of an ``RNNCache``, checked as the forward pass would have made them (a cache
+    is a plain dataclass: a hand-built or modified one must not reach a kernel unchecked)."""
+    cell_ = cell(cell_)
+    act = activation("cache.activation", act) if cell_ == "rnn" else None
+    xs = float_array("cache.xs", xs, xp, ndim=3)
+    T, N, _ = xs.shape
+    states = float_array("cache.states", states, xp, ndim=3, dtype=xs.dtype, first="cache.xs")
+    if states.shape[0] != T + 1 or states.shape[1] != N:
+        raise ValueError(
+            f"cache.states must have shape (T + 1, N, H) = ({T + 1}, {N}, H), got "
+            f"{tuple(states.shape)}"
+        )
+    H = states.shape[2]
+    if cell_ == "lstm":
+        if cells is None:
+            raise ValueError("cache.cells is required for the LSTM")
+        cells = same_shape("cache.cells", cells, (T + 1, N, H), xs.dtype, "cache.xs", xp)
+    elif cells is not None:
+        raise ValueError(f"cache.cells belongs to the LSTM; this cache is a {cell_!r} cell")
+    if cell_ != "rnn":
+        if gates is None:
+            raise ValueError(f"cache.gates is required for the {cell_!r} cell")
+        gates = same_shape("cache.gates", gates, (T, N, 4 * H), xs.dtype, "cache.xs", xp)
+    elif gates is not None:
+        raise ValueError("cache.gates must be None for the 'rnn' cell")
+    lens = lengths(lens, N, T, xp)
+    return cell_, act, contiguous(xp, xs), contiguous(xp, states), cells, gates, lens
+
+
+# --- convolution and pooling (recfast/conv2d.py) ----------------------------------------------
 
 PADDING_MODES = ("valid", "same", "full")
 LAYOUTS = ("NHWC", "NCHW")
-
-
-class Conv2dGeometry(NamedTuple):
-    """Everything a conv2d kernel needs besides the arrays: strides, dilations, the four paddings
-    and the output's spatial size. Built once by :func:`conv2d_geometry`."""
-
-    sh: int
-    sw: int
-    dh: int
-    dw: int
-    pt: int
-    pb: int
-    pl: int
-    pr: int
-    oh: int
-    ow: int
-
-
-class Pool2dGeometry(NamedTuple):
-    """Window, stride, padding (symmetric) and output size of a 2-D pooling."""
-
-    kh: int
-    kw: int
-    sh: int
-    sw: int
-    ph: int
-    pw: int
-    oh: int
-    ow: int
 
 
 def int_pair(name: str, value: Any, *, low: int = 1) -> tuple[int, int]:
@@ -389,50 +552,47 @@ def layout(name: str, value: Any) -> str:
     return value
 
 
-def _image_rank(name: str, a: Any) -> np.ndarray:
-    if not isinstance(a, np.ndarray):
-        a = np.asarray(a)
-    if a.dtype.kind not in "f" or a.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
+def _image_rank(name: str, a: Any, xp: Any) -> Any:
+    if not _is_array(a):
+        raise TypeError(
+            f"{name} must be an array ({_ARRAY_HINT} of float32 or float64), got {_type_name(a)}"
+        )
+    if not _is_float(xp, a.dtype):
+        raise TypeError(f"{name} must have dtype float32 or float64, got {dtype_name(a.dtype)}")
     if a.ndim not in (3, 4):
-        raise ValueError(f"{name} must be 4-D (N, H, W, C) or 3-D (H, W, C), got shape {a.shape}")
+        raise ValueError(
+            f"{name} must be 4-D (N, H, W, C) or 3-D (H, W, C), got shape {tuple(a.shape)}"
+        )
     return a
 
 
-def conv2d_arrays(
-    x: Any, w: Any, bias: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, bool]:
-    """x (N, H, W, C) or (H, W, C), w (KH, KW, C, C_out), bias (C_out,): one float dtype, no
+def conv2d_arrays(x: Any, w: Any, bias: Any, xp: Any = np) -> tuple[Any, Any, Any, bool]:
+    """x (N, H, W, C) or (H, W, C), w (KH, KW, C, C_out), bias (C_out,): one float dtype (x's), no
     silent casts, C-contiguous (copied if needed). Returns the 4-D x and whether it was 3-D."""
-    x = _image_rank("x", x)
-    x = float_array("x", x, ndim=x.ndim)
+    x = _image_rank("x", x, xp)
     single = x.ndim == 3
-    w = float_array("w", w, ndim=4)
-    if w.dtype != x.dtype:
-        raise TypeError(
-            f"w has dtype {w.dtype} but x has dtype {x.dtype}; recfast does not upcast silently: "
-            f"convert one of them explicitly (e.g. w.astype(np.{x.dtype}))"
-        )
-    x4 = x[None] if single else x
+    w = float_array("w", w, xp, ndim=4, dtype=x.dtype, first="x")
+    x4 = x[None, ...] if single else x
     if min(w.shape) < 1:
-        raise ValueError(f"w must have non-zero dimensions (KH, KW, C, C_out), got {w.shape}")
+        raise ValueError(
+            f"w must have non-zero dimensions (KH, KW, C, C_out), got {tuple(w.shape)}"
+        )
     if x4.shape[3] != w.shape[2]:
         raise ValueError(
-            f"x has {x4.shape[3]} channels (last axis) but w has shape {w.shape}: expected "
+            f"x has {x4.shape[3]} channels (last axis) but w has shape {tuple(w.shape)}: expected "
             f"w of shape (KH, KW, {x4.shape[3]}, C_out)"
         )
     if x4.shape[1] < 1 or x4.shape[2] < 1:
-        raise ValueError(f"x must have a non-empty image (H, W >= 1), got shape {x.shape}")
+        raise ValueError(f"x must have a non-empty image (H, W >= 1), got shape {tuple(x.shape)}")
     if bias is not None:
-        bias = float_array("bias", bias, ndim=1)
-        if bias.dtype != x.dtype:
-            raise TypeError(f"bias has dtype {bias.dtype} but x has dtype {x.dtype}")
-        if bias.shape != (w.shape[3],):
+        bias = float_array("bias", bias, xp, ndim=1, dtype=x.dtype, first="x")
+        if tuple(bias.shape) != (w.shape[3],):
             raise ValueError(
-                f"bias must have shape ({w.shape[3]},) to match w {w.shape}, got {bias.shape}"
+                f"bias must have shape ({w.shape[3]},) to match w {tuple(w.shape)}, got "
+                f"{tuple(bias.shape)}"
             )
-        bias = np.ascontiguousarray(bias)
-    return np.ascontiguousarray(x4), np.ascontiguousarray(w), bias, single
+        bias = contiguous(xp, bias)
+    return contiguous(xp, x4), contiguous(xp, w), bias, single
 
 
 def _padding_pairs(
@@ -530,13 +690,15 @@ def pool2d_geometry(
     )
 
 
-def image_array(name: str, a: Any, dtype: np.dtype | None = None) -> tuple[np.ndarray, bool]:
+def image_array(
+    name: str, a: Any, xp: Any = np, dtype: Any = None, first: str = "x"
+) -> tuple[Any, bool]:
     """A float (N, H, W, C) or (H, W, C) array, C-contiguous; returns it 4-D and whether it was
     3-D."""
-    a = _image_rank(name, a)
-    a = float_array(name, a, ndim=a.ndim, dtype=dtype)
+    a = _image_rank(name, a, xp)
+    a = float_array(name, a, xp, ndim=a.ndim, dtype=dtype, first=first)
     single = a.ndim == 3
-    return np.ascontiguousarray(a[None] if single else a), single
+    return contiguous(xp, a[None, ...] if single else a), single
 
 
 def shape_tuple(name: str, value: Any) -> tuple[int, ...]:
@@ -550,17 +712,17 @@ def shape_tuple(name: str, value: Any) -> tuple[int, ...]:
     return out
 
 
-def pool_indices(name: str, a: Any, shape: tuple[int, ...], plane: int) -> np.ndarray:
+def pool_indices(name: str, a: Any, shape: tuple[int, ...], plane: int, xp: Any = np) -> Any:
     """int64 argmax indices of the given shape, each in [0, plane) (H * W of the input)."""
-    if not isinstance(a, np.ndarray):
-        a = np.asarray(a)
-    if a.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be an integer array (int64), got dtype {a.dtype}")
-    if a.shape != shape:
-        raise ValueError(f"{name} must have shape {shape} (that of grad_out), got {a.shape}")
-    a = np.ascontiguousarray(a, dtype=np.int64)
-    if a.size:
-        lo, hi = int(a.min()), int(a.max())
+    if not _is_array(a):
+        raise TypeError(f"{name} must be an integer array (int64), got {_type_name(a)}")
+    if not _is_integer(xp, a.dtype):
+        raise TypeError(f"{name} must be an integer array (int64), got dtype {dtype_name(a.dtype)}")
+    if tuple(a.shape) != shape:
+        raise ValueError(f"{name} must have shape {shape} (that of grad_out), got {tuple(a.shape)}")
+    a = contiguous(xp, _as_int64(xp, a))
+    if a.size if xp is np else int(np.prod(a.shape)):
+        lo, hi = int(xp.min(a)), int(xp.max(a))
         if lo < 0 or hi >= plane:
             bad = lo if lo < 0 else hi
             raise ValueError(

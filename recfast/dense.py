@@ -6,60 +6,76 @@ native pass over the output, and so are the activation's derivative and the bias
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from recfast import _kinds as kinds
 from recfast import _validate as check
 from recfast._backends import select
+from recfast._kernel_args import DenseArgs, DenseBackwardArgs
+from recfast._kinds import NUMPY
 from recfast._threads import resolve_num_threads
 
 __all__ = ["dense", "dense_backward"]
 
+_FWD = ("x", "W", "b", "out")
+_BWD = ("grad_out", "x", "W", "output")
+
 
 def dense(
-    x: np.ndarray,
-    W: np.ndarray,
-    b: np.ndarray | None = None,
+    x: Any,
+    W: Any,
+    b: Any = None,
     *,
     activation: str | None = None,
-    out: np.ndarray | None = None,
+    out: Any = None,
     num_threads: int | None = None,
     backend: str | None = None,
-) -> np.ndarray:
+) -> Any:
     """``f(x @ W.T + b)``.
 
     Parameters
     ----------
-    x : (N, D) or (D,) float32/float64
-    W : (H, D) same dtype (PyTorch's ``nn.Linear.weight`` layout)
+    x : (N, D) or (D,) float32/float64: a NumPy array, PyTorch tensor or CuPy array
+    W : (H, D) same dtype and kind (PyTorch's ``nn.Linear.weight`` layout)
     b : (H,) optional
     activation : None, "identity", "relu", "sigmoid" or "tanh"
     out : (N, H) (or (H,) for a 1-D x), optional, C-contiguous, same dtype
 
     Returns
     -------
-    (N, H) array, or (H,) for a 1-D ``x``.
+    (N, H) array of the input's kind, or (H,) for a 1-D ``x``.
     """
+    kind, (x, W, b, out) = kinds.inputs((x, W, b, out), _FWD)
+    _, kernel = select("dense_forward", backend, kind)
+    xp = kind.xp
     act = check.activation("activation", activation)
-    x2, W, b, vector = check.dense_inputs(x, W, b)
+    x2, W, b, vector = check.dense_inputs(x, W, b, xp)
     shape = (W.shape[0],) if vector else (x2.shape[0], W.shape[0])
-    out = check.out_array("out", out, shape, x2.dtype)
+    given = out is not None
+    out = check.out_array("out", out, shape, x2.dtype, xp)
+    if given:
+        check.no_overlap(xp, {"out": out}, {"x": x2, "W": W, "b": b})
     nt = resolve_num_threads(num_threads)
-    _, kernel = select("dense_forward", backend, check.array_kind(x2, W, b))
-    kernel(x2, W, b, act, out.reshape(x2.shape[0], W.shape[0]), nt)
-    return out
+    res = out
+    if vector:
+        res = out.reshape(1, W.shape[0]) if xp is np else xp.reshape(out, (1, W.shape[0]))
+    kernel(DenseArgs(x2, W, b, act, res, nt))
+    return out if kind is NUMPY else kind.wrap(out)
 
 
 def dense_backward(
-    grad_out: np.ndarray,
-    x: np.ndarray,
-    W: np.ndarray,
+    grad_out: Any,
+    x: Any,
+    W: Any,
     *,
-    output: np.ndarray | None = None,
+    output: Any = None,
     activation: str | None = None,
     needs: tuple[str, ...] = ("x", "W", "b"),
     num_threads: int | None = None,
     backend: str | None = None,
-) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+) -> tuple[Any, Any, Any]:
     """Gradients of a loss through :func:`dense`.
 
     Parameters
@@ -75,24 +91,29 @@ def dense_backward(
     -------
     (grad_x (N, D), grad_W (H, D), grad_b (H,)), each None unless in ``needs``.
     """
+    kind, (grad_out, x, W, output) = kinds.inputs((grad_out, x, W, output), _BWD)
+    _, kernel = select("dense_backward", backend, kind)
+    xp = kind.xp
     act = check.activation("activation", activation)
+    needs = tuple(needs)
     bad = set(needs) - {"x", "W", "b"}
     if bad:
         raise ValueError(f"needs may hold 'x', 'W', 'b'; got {sorted(bad)}")
-    x2, W, _, vector = check.dense_inputs(x, W, None)
-    shape = (x2.shape[0], W.shape[0])
-    g = check.float_array("grad_out", grad_out, ndim=1 if vector else 2, dtype=x2.dtype)
-    g = np.ascontiguousarray(g.reshape(shape))
+    x2, W, _, vector = check.dense_inputs(x, W, None, xp)
+    shape = (W.shape[0],) if vector else (x2.shape[0], W.shape[0])
+    g = check.same_shape("grad_out", grad_out, shape, x2.dtype, "x", xp)
+    y = None
     if act is not None:
         if output is None:
             raise ValueError(f"output (the forward result) is required with activation={act!r}")
-        y = check.float_array("output", output, ndim=1 if vector else 2, dtype=x2.dtype)
-        y = np.ascontiguousarray(y.reshape(shape))
-    else:
-        y = None
+        y = check.same_shape("output", output, shape, x2.dtype, "x", xp)
+    if vector:
+        g = xp.reshape(g, (1, shape[0]))
+        y = None if y is None else xp.reshape(y, (1, shape[0]))
     nt = resolve_num_threads(num_threads)
-    _, kernel = select("dense_backward", backend, check.array_kind(x2, W, g))
-    gx, gW, gb = kernel(g, x2, W, y, act, tuple(needs), nt)
+    gx, gW, gb = kernel(DenseBackwardArgs(g, x2, W, y, act, needs, nt))
     if vector and gx is not None:
         gx = gx[0]
+    if kind is not NUMPY:
+        return kind.wrap(gx), kind.wrap(gW), kind.wrap(gb)
     return gx, gW, gb

@@ -10,32 +10,151 @@ from typing import Any
 
 import numpy as np
 
+from recfast import _kinds as kinds
 from recfast import _validate as check
-from recfast._backends import select
+from recfast._backends import BackendUnavailableError, select
+from recfast._kernel_args import BlockLayoutArgs, SgdMfArgs
+from recfast._kinds import NUMPY, Array, ArrayKind
 from recfast._threads import resolve_num_threads
 
-__all__ = ["sgd_mf_epoch", "mf_block_layout", "recommend_topk", "DivergenceError"]
+__all__ = [
+    "DivergenceError",
+    "SgdMfEpoch",
+    "mf_block_layout",
+    "prepare_sgd_mf_epoch",
+    "recommend_topk",
+    "sgd_mf_epoch",
+]
 
 
 class DivergenceError(FloatingPointError):
     """SGD diverged (the loss or the factors became inf/NaN); lower the learning rate."""
 
 
-def sgd_mf_epoch(
+_MF_NAMES = ("rows", "cols", "values", "user_factors", "item_factors", "user_bias", "item_bias",
+             "user_accum", "item_accum", "order", "block_ptr")  # fmt: skip
+
+
+class SgdMfEpoch:
+    """A validated SGD pass over one rating list, ready to run again and again.
+
+    :func:`prepare_sgd_mf_epoch` builds it (validation and backend choice happen once);
+    ``epoch()`` runs one pass in place and returns the sum of squared errors, and
+    ``epoch(learning_rate=lr)`` runs it with another step size (a decaying schedule). Estimators
+    use this instead of calling a backend's kernel themselves.
+    """
+
+    __slots__ = ("args", "backend", "kernel", "kind", "_empty")
+
+    def __init__(self, args: SgdMfArgs, backend: str, kernel: Any, kind: ArrayKind) -> None:
+        self.args, self.backend, self.kernel, self.kind = args, backend, kernel, kind
+        n = args.values.shape[0] if args.order is None else args.order.shape[0]
+        # Nothing for a kernel to update: no ratings, or k = 0 without biases (the loss is then
+        # that of the global mean alone, computed here).
+        self._empty = n == 0 or (args.user_factors.shape[1] == 0 and args.user_bias is None)
+
+    def __call__(self, learning_rate: float | None = None, *, where: str = "") -> float:
+        a = self.args
+        if learning_rate is not None:
+            lr = check.scalar("learning_rate", learning_rate, low=0.0, low_open=True)
+            a = a._replace(learning_rate=lr)
+        if self._empty:
+            xp = self.kind.xp
+            v = a.values if a.order is None else xp.take(a.values, a.order)
+            e = xp.astype(v, xp.float64) - a.global_mean if xp is not np else v - a.global_mean
+            return float(xp.sum(e * e)) if v.shape[0] else 0.0
+        sse = self.kernel(a)
+        raise_if_diverged(
+            sse, a.user_factors, a.item_factors, a.user_bias, a.item_bias, xp=self.kind.xp,
+            where=where,
+        )  # fmt: skip
+        return float(sse)
+
+
+def prepare_sgd_mf_epoch(
     rows: Any,
     cols: Any,
     values: Any,
-    user_factors: np.ndarray,
-    item_factors: np.ndarray,
+    user_factors: Any,
+    item_factors: Any,
     *,
-    user_bias: np.ndarray | None = None,
-    item_bias: np.ndarray | None = None,
+    user_bias: Any = None,
+    item_bias: Any = None,
     global_mean: float = 0.0,
     learning_rate: float,
     regularization: float,
     bias_regularization: float | None = None,
-    user_accum: np.ndarray | None = None,
-    item_accum: np.ndarray | None = None,
+    user_accum: Any = None,
+    item_accum: Any = None,
+    order: Any = None,
+    block_ptr: Any = None,
+    n_blocks: int | None = None,
+    num_threads: int | None = None,
+    backend: str | None = None,
+) -> SgdMfEpoch:
+    """Validate the arguments of :func:`sgd_mf_epoch` once and return the pass as a callable."""
+    arrays = (rows, cols, values, user_factors, item_factors, user_bias, item_bias, user_accum,
+              item_accum, order, block_ptr)  # fmt: skip
+    kind, arrays = kinds.inputs(arrays, _MF_NAMES)
+    rows, cols, values, user_factors, item_factors, user_bias, item_bias = arrays[:7]
+    user_accum, item_accum, order, block_ptr = arrays[7:]
+    name, kernel = select("sgd_mf_epoch", backend, kind)
+    xp = kind.xp
+    values = check.float_array("values", values, xp, ndim=1)
+    U, V = check.factor_pair(user_factors, item_factors, values.dtype, xp)
+    rows, cols, values = check.ratings_triplet(rows, cols, values, U.shape[0], V.shape[0], xp)
+    n = (U.shape[0], V.shape[0])
+    ub, ib = check.row_vector_pair(("user_bias", "item_bias"), user_bias, item_bias, n, U.dtype, xp)
+    ua, ia = check.row_vector_pair(
+        ("user_accum", "item_accum"), user_accum, item_accum, n, U.dtype, xp
+    )
+    if ua is not None:
+        check.positive_accumulators(ua, ia, xp)
+    check.no_overlap(
+        xp,
+        {"user_factors": U, "item_factors": V, "user_bias": ub, "item_bias": ib,
+         "user_accum": ua, "item_accum": ia},
+        {"rows": rows, "cols": cols, "values": values},
+    )  # fmt: skip
+    lr = check.scalar("learning_rate", learning_rate, low=0.0, low_open=True)
+    reg = check.scalar("regularization", regularization, low=0.0)
+    breg = (
+        reg
+        if bias_regularization is None
+        else check.scalar("bias_regularization", bias_regularization, low=0.0)
+    )
+    mu = check.scalar("global_mean", global_mean)
+    nnz = values.shape[0]
+    if order is not None and block_ptr is not None:
+        raise ValueError("order and block_ptr are exclusive: a block layout fixes the order")
+    if order is not None:
+        order = check._as_int64(xp, check.index_array("order", order, nnz, xp))
+    nb = 0
+    if block_ptr is not None:
+        block_ptr, nb = check.block_ptr(block_ptr, n_blocks, nnz, xp)
+    elif n_blocks is not None:
+        raise ValueError("n_blocks is only meaningful with block_ptr")
+    nt = resolve_num_threads(num_threads)
+    args = SgdMfArgs(rows, cols, values, U, V, ub, ib, ua, ia, order, block_ptr, nb, lr, reg,
+                     breg, mu, nt)  # fmt: skip
+    return SgdMfEpoch(args, name, kernel, kind)
+
+
+def sgd_mf_epoch(
+    rows: Any,
+    cols: Any,
+    values: Any,
+    user_factors: Any,
+    item_factors: Any,
+    *,
+    user_bias: Any = None,
+    item_bias: Any = None,
+    global_mean: float = 0.0,
+    learning_rate: float,
+    regularization: float,
+    bias_regularization: float | None = None,
+    user_accum: Any = None,
+    item_accum: Any = None,
     order: Any = None,
     block_ptr: Any = None,
     n_blocks: int | None = None,
@@ -54,8 +173,10 @@ def sgd_mf_epoch(
         User and item index of each rating; range-checked against the factor shapes.
     values : (nnz,) float, same dtype as the factors
         The ratings; must be finite.
-    user_factors : (n_users, k) float32 or float64, C-contiguous, writable
-    item_factors : (n_items, k) same dtype
+    user_factors : (n_users, k) float32 or float64 (the dtype of ``values``), C-contiguous,
+        writable: a NumPy array, a PyTorch CPU tensor (updated in place, zero-copy) or a CuPy
+        array (GPU backends)
+    item_factors : (n_items, k) same dtype and kind
     user_bias, item_bias : (n_users,), (n_items,) optional, both or neither
     global_mean : float
         ``mu``, added to every prediction (not updated).
@@ -93,67 +214,21 @@ def sgd_mf_epoch(
         (:class:`DivergenceError`) the loss or the factors became non-finite: the learning rate
         is too large. The factors are then left as the diverged pass wrote them.
     """
-    U, V = check.factor_pair(user_factors, item_factors)
-    rows, cols, values = check.ratings_triplet(rows, cols, values, U.shape[0], V.shape[0], U.dtype)
-    ub, ib = check.row_vector_pair(
-        ("user_bias", "item_bias"), user_bias, item_bias, (U.shape[0], V.shape[0]), U.dtype
-    )
-    ua, ia = check.row_vector_pair(
-        ("user_accum", "item_accum"), user_accum, item_accum, (U.shape[0], V.shape[0]), U.dtype
-    )
-    if ua is not None:
-        check.positive_accumulators(ua, ia)
-    lr = check.scalar("learning_rate", learning_rate, low=0.0, low_open=True)
-    reg = check.scalar("regularization", regularization, low=0.0)
-    breg = (
-        reg
-        if bias_regularization is None
-        else check.scalar("bias_regularization", bias_regularization, low=0.0)
-    )
-    mu = check.scalar("global_mean", global_mean)
-    nnz = len(values)
-    if order is not None and block_ptr is not None:
-        raise ValueError("order and block_ptr are exclusive: a block layout fixes the order")
-    if order is not None:
-        order = check.index_array("order", order, nnz).astype(np.int64, copy=False)
-    nb = 0
-    if block_ptr is not None:
-        block_ptr, nb = check.block_ptr(block_ptr, n_blocks, nnz)
-    elif n_blocks is not None:
-        raise ValueError("n_blocks is only meaningful with block_ptr")
-    nt = resolve_num_threads(num_threads)
-    _, kernel = select("sgd_mf_epoch", backend, check.array_kind(U, V, values))
-    if nnz == 0 or (order is not None and len(order) == 0) or U.shape[1] == 0:
-        return 0.0
-    sse = kernel(
-        rows,
-        cols,
-        values,
-        U,
-        V,
-        ub,
-        ib,
-        ua,
-        ia,
-        order,
-        block_ptr,
-        nb,
-        learning_rate=lr,
-        regularization=reg,
-        bias_regularization=breg,
-        global_mean=mu,
-        num_threads=nt,
-    )
-    raise_if_diverged(sse, U, V, ub, ib)
-    return float(sse)
+    return prepare_sgd_mf_epoch(
+        rows, cols, values, user_factors, item_factors, user_bias=user_bias, item_bias=item_bias,
+        global_mean=global_mean, learning_rate=learning_rate, regularization=regularization,
+        bias_regularization=bias_regularization, user_accum=user_accum, item_accum=item_accum,
+        order=order, block_ptr=block_ptr, n_blocks=n_blocks, num_threads=num_threads,
+        backend=backend,
+    )()  # fmt: skip
 
 
-def raise_if_diverged(sse: float, *arrays: np.ndarray | None, where: str = "") -> None:
+def raise_if_diverged(sse: float, *arrays: Any, where: str = "", xp: Any = np) -> None:
     """Raise :class:`DivergenceError` when the loss or any array is not finite."""
     # A sum is inf/NaN when any entry is (or, harmlessly, when it overflows: diverged anyway);
     # summing in the array's own dtype keeps this check ~1 ms per epoch for 3M factors.
-    bad = not np.isfinite(sse) or any(
-        a is not None and a.size and not np.isfinite(a.sum()) for a in arrays
+    bad = not np.isfinite(float(sse)) or any(
+        a is not None and a.shape[0] and not np.isfinite(float(xp.sum(a))) for a in arrays
     )
     if bad:
         raise DivergenceError(
@@ -173,7 +248,7 @@ def mf_block_layout(
     seed: int | None = None,
     num_threads: int | None = None,
     backend: str | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[Array, Array, Array, Array]:
     """Lay ratings out for the blocked (FPSGD) schedule of :func:`sgd_mf_epoch`.
 
     Users are cut into ``n_blocks`` contiguous ranges (user block ``u * n_blocks // n_users``) and
@@ -190,32 +265,34 @@ def mf_block_layout(
         Block ``b`` spans ``[block_ptr[b], block_ptr[b+1])``; pass it with ``n_blocks`` to
         :func:`sgd_mf_epoch`.
     """
+    kind, (rows, cols, values) = kinds.inputs((rows, cols, values), _MF_NAMES[:3])
+    name, kernel = select("mf_block_layout", backend, kind)
     n_users = check.positive_int("n_users", n_users)
     n_items = check.positive_int("n_items", n_items)
     nb = check.positive_int("n_blocks", n_blocks)
     if nb > 4096:
         raise ValueError(f"n_blocks must be <= 4096, got {nb}")
-    rows, cols, values = check.ratings_triplet(rows, cols, values, n_users, n_items, None)
+    rows, cols, values = check.ratings_triplet(rows, cols, values, n_users, n_items, kind.xp)
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         seed = int(seed) % 2**64
     nt = resolve_num_threads(num_threads)
-    _, kernel = select("mf_block_layout", backend, check.array_kind(rows, cols, values))
-    return kernel(rows, cols, values, n_users, n_items, nb, seed, nt)
+    out = kernel(BlockLayoutArgs(rows, cols, values, n_users, n_items, nb, seed, nt))
+    return out if kind is NUMPY else kind.wrap_all(out)
 
 
 def recommend_topk(
-    user_factors: np.ndarray,
-    item_factors: np.ndarray,
+    user_factors: Array,
+    item_factors: Array,
     users: Any,
     n: int = 10,
     *,
-    item_bias: np.ndarray | None = None,
-    offset: np.ndarray | None = None,
+    item_bias: Array | None = None,
+    offset: Array | None = None,
     exclude: Any = None,
     batch_size: int = 1024,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[Array, Array]:
     """Top-``n`` items by score ``U[u] @ V.T + item_bias (+ offset[u])`` for each user.
 
     Parameters
@@ -233,8 +310,19 @@ def recommend_topk(
     items : (m, n) int64, best first; ``-1`` where fewer than ``n`` items are left.
     scores : (m, n) same dtype as the factors; ``-inf`` where ``items`` is ``-1``.
     """
+    kind = kinds.of((user_factors, item_factors, users, item_bias, offset),
+                    ("user_factors", "item_factors", "users", "item_bias", "offset"))  # fmt: skip
+    if not kind.host:
+        raise BackendUnavailableError(
+            f"recommend_topk runs on the host; {kind.name} arrays need a GPU top-k, which this "
+            "build does not have"
+        )
+    if kind is not NUMPY:
+        user_factors, item_factors, users, item_bias, offset = kind.unwrap(
+            (user_factors, item_factors, users, item_bias, offset)
+        )
     U = check.float_array("user_factors", user_factors, ndim=2)
-    V = check.float_array("item_factors", item_factors, ndim=2, dtype=U.dtype)
+    V = check.float_array("item_factors", item_factors, ndim=2, dtype=U.dtype, first="user_factors")
     if U.shape[1] != V.shape[1]:
         raise ValueError(
             f"user_factors and item_factors must have the same k, got {U.shape[1]} and {V.shape[1]}"
@@ -244,11 +332,13 @@ def recommend_topk(
     n_items = V.shape[0]
     n_out = min(n, n_items)
     if item_bias is not None:
-        item_bias = check.float_array("item_bias", item_bias, ndim=1, dtype=U.dtype)
+        item_bias = check.float_array(
+            "item_bias", item_bias, ndim=1, dtype=U.dtype, first="user_factors"
+        )
         if item_bias.shape != (n_items,):
             raise ValueError(f"item_bias must have shape ({n_items},), got {item_bias.shape}")
     if offset is not None:
-        offset = check.float_array("offset", offset, ndim=1, dtype=U.dtype)
+        offset = check.float_array("offset", offset, ndim=1, dtype=U.dtype, first="user_factors")
         if offset.shape != (U.shape[0],):
             raise ValueError(f"offset must have shape ({U.shape[0]},), got {offset.shape}")
     if exclude is not None:
@@ -261,6 +351,7 @@ def recommend_topk(
                 f"exclude must have shape {(U.shape[0], n_items)}, got {exclude.shape}"
             )
         exclude = exclude.tocsr()
+    check.allocation("the result", (len(users), n), 8 + U.dtype.itemsize, f"n={n}")
     items_out = np.full((len(users), n), -1, np.int64)
     scores_out = np.full((len(users), n), -np.inf, U.dtype)
     for lo in range(0, len(users), batch_size):
@@ -284,4 +375,6 @@ def recommend_topk(
         top = np.where(np.isneginf(ts), -1, top)
         items_out[lo : lo + len(batch), :n_out] = top
         scores_out[lo : lo + len(batch), :n_out] = ts
+    if kind is not NUMPY:
+        return kind.wrap(items_out), kind.wrap(scores_out)
     return items_out, scores_out

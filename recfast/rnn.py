@@ -26,8 +26,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from recfast import _kinds as kinds
 from recfast import _validate as check
 from recfast._backends import select
+from recfast._kernel_args import RnnBackwardArgs, RnnForwardArgs
+from recfast._kinds import NUMPY, Array
 from recfast._threads import resolve_num_threads
 from recfast.dense import dense
 
@@ -59,14 +62,14 @@ class RNNCache:
 
     cell: str
     activation: str | None
-    xs: np.ndarray
-    lengths: np.ndarray | None
-    states: np.ndarray
-    cells: np.ndarray | None
-    gates: np.ndarray | None
+    xs: Array
+    lengths: Array | None
+    states: Array
+    cells: Array | None
+    gates: Array | None
 
     @property
-    def h0(self) -> np.ndarray:
+    def h0(self) -> Array:
         return self.states[0]
 
 
@@ -74,35 +77,47 @@ class RNNResult(NamedTuple):
     """``outputs`` (T, N, H) or None (``return_sequences=False``); ``h_last`` (N, H); ``c_last``
     (N, H) for the LSTM, else None; ``cache`` with ``return_cache=True``, else None."""
 
-    outputs: np.ndarray | None
-    h_last: np.ndarray
-    c_last: np.ndarray | None
+    outputs: Array | None
+    h_last: Array
+    c_last: Array | None
     cache: RNNCache | None
 
 
-def _sequence_inputs(xs, h0, c0, params, kind, lengths):
-    xs = check.float_array("xs", xs, ndim=3)
+def _params_tuple(params: Any) -> tuple[Any, ...]:
+    if not hasattr(params, "get"):
+        return ()
+    return tuple(params.get(k) for k in ("W", "U", "b", "b_ih", "b_hh"))
+
+
+_SEQ_NAMES = ("xs", "h0", "c0", "lengths", "params['W']", "params['U']", "params['b']",
+              "params['b_ih']", "params['b_hh']")  # fmt: skip
+
+
+def _sequence_inputs(xs, h0, c0, params, kind_, lengths, xp, unwrap):
+    xs = check.float_array("xs", xs, xp, ndim=3)
     T, N, D = xs.shape
-    h0 = check.float_array("h0", h0, ndim=2, dtype=xs.dtype)
+    h0 = check.float_array("h0", h0, xp, ndim=2, dtype=xs.dtype, first="xs")
     H = h0.shape[1]
-    h0 = check.rnn_state("h0", h0, N, H, xs.dtype)
-    if kind == "lstm":
-        c0 = check.rnn_state("c0", np.zeros_like(h0) if c0 is None else c0, N, H, xs.dtype)
+    h0 = check.rnn_state("h0", h0, N, H, xs.dtype, "xs", xp)
+    if kind_ == "lstm":
+        c0 = xp.zeros((N, H), dtype=xs.dtype) if c0 is None else c0
+        c0 = check.rnn_state("c0", c0, N, H, xs.dtype, "xs", xp)
     elif c0 is not None:
-        raise ValueError(f"c0 is the LSTM's cell state; a {kind!r} cell takes none")
-    W, U, b_ih, b_hh = check.rnn_params(kind, params, xs.dtype, D, H)
-    return check._contiguous(xs), h0, c0, W, U, b_ih, b_hh, check.lengths(lengths, N, T)
+        raise ValueError(f"c0 is the LSTM's cell state; a {kind_!r} cell takes none")
+    W, U, b_ih, b_hh = check.rnn_params(kind_, params, xs.dtype, D, H, xp, unwrap)
+    lens = check.lengths(lengths, N, T, xp)
+    return check.contiguous(xp, xs), h0, c0, W, U, b_ih, b_hh, lens
 
 
 def rnn_forward(
-    xs: np.ndarray,
-    h0: np.ndarray,
-    params: Mapping[str, np.ndarray],
+    xs: Array,
+    h0: Array,
+    params: Mapping[str, Array],
     *,
     cell: str = "rnn",
     activation: str | None = "tanh",
-    c0: np.ndarray | None = None,
-    lengths: np.ndarray | None = None,
+    c0: Array | None = None,
+    lengths: Array | None = None,
     return_sequences: bool = True,
     return_cache: bool = False,
     num_threads: int | None = None,
@@ -126,37 +141,44 @@ def rnn_forward(
     -------
     RNNResult(outputs, h_last, c_last, cache)
     """
-    kind = check.cell(cell)
-    act = check.activation("activation", activation) if kind == "rnn" else None
-    xs, h0, c0, W, U, b_ih, b_hh, lens = _sequence_inputs(xs, h0, c0, params, kind, lengths)
+    kind, (xs, h0, c0, lengths, *pvals) = kinds.inputs(
+        (xs, h0, c0, lengths, *_params_tuple(params)), _SEQ_NAMES
+    )
+    _, kernel = select("rnn_forward", backend, kind)
+    xp = kind.xp
+    cell_ = check.cell(cell)
+    act = check.activation("activation", activation) if cell_ == "rnn" else None
+    xs, h0, c0, W, U, b_ih, b_hh, lens = _sequence_inputs(
+        xs, h0, c0, params, cell_, lengths, xp, None if kind is NUMPY else pvals
+    )
     T, N, _ = xs.shape
     H, dt = h0.shape[1], xs.dtype
-    out = np.empty((T, N, H), dt) if return_sequences else None
-    h_last = np.empty((N, H), dt)
-    c_last = np.empty((N, H), dt) if kind == "lstm" else None
+    out = xp.empty((T, N, H), dtype=dt) if return_sequences else None
+    h_last = xp.empty((N, H), dtype=dt)
+    c_last = xp.empty((N, H), dtype=dt) if cell_ == "lstm" else None
     states = cells = gates = None
     if return_cache:
-        states = np.empty((T + 1, N, H), dt)
-        cells = np.empty((T + 1, N, H), dt) if kind == "lstm" else None
-        gates = np.empty((T, N, 4 * H), dt) if kind != "rnn" else None
+        states = xp.empty((T + 1, N, H), dtype=dt)
+        cells = xp.empty((T + 1, N, H), dtype=dt) if cell_ == "lstm" else None
+        gates = xp.empty((T, N, 4 * H), dtype=dt) if cell_ != "rnn" else None
     nt = resolve_num_threads(num_threads)
-    _, kernel = select("rnn_forward", backend, check.array_kind(xs, h0, W))
-    kernel(kind, act, xs, h0, c0, W, U, b_ih, b_hh, lens, out, h_last, c_last, states, cells,
-           gates, nt)  # fmt: skip
-    cache = RNNCache(kind, act, xs, lens, states, cells, gates) if return_cache else None
-    return RNNResult(out, h_last, c_last, cache)
+    kernel(RnnForwardArgs(cell_, act, xs, h0, c0, W, U, b_ih, b_hh, lens, out, h_last, c_last,
+                          states, cells, gates, nt))  # fmt: skip
+    cache = RNNCache(cell_, act, xs, lens, states, cells, gates) if return_cache else None
+    res = RNNResult(out, h_last, c_last, cache)
+    return res if kind is NUMPY else kind.wrap_all(res)
 
 
 def rnn_backward(
-    grad_outputs: np.ndarray | None,
-    grad_h_last: np.ndarray | None,
+    grad_outputs: Array | None,
+    grad_h_last: Array | None,
     cache_or_inputs: RNNCache | Mapping[str, Any],
-    params: Mapping[str, np.ndarray],
+    params: Mapping[str, Array],
     *,
-    grad_c_last: np.ndarray | None = None,
+    grad_c_last: Array | None = None,
     num_threads: int | None = None,
     backend: str | None = None,
-) -> dict[str, np.ndarray]:
+) -> dict[str, Array]:
     """Backpropagation through time.
 
     Parameters
@@ -192,83 +214,120 @@ def rnn_backward(
             num_threads=num_threads, backend=backend,
         ).cache  # fmt: skip
         assert cache is not None
-    kind, xs, states = cache.cell, cache.xs, cache.states
+    c = cache
+    kind, (grad_outputs, grad_h_last, grad_c_last, xs, states, cells, gates, lens, *pvals) = (
+        kinds.inputs(
+            (grad_outputs, grad_h_last, grad_c_last, c.xs, c.states, c.cells, c.gates, c.lengths,
+             *_params_tuple(params)),
+            ("grad_outputs", "grad_h_last", "grad_c_last", "cache.xs", "cache.states",
+             "cache.cells", "cache.gates", "cache.lengths", *_SEQ_NAMES[4:]),
+        )
+    )  # fmt: skip
+    _, kernel = select("rnn_backward", backend, kind)
+    xp = kind.xp
+    cell_, act, xs, states, cells, gates, lens = check.rnn_cache(
+        c.cell, c.activation, xs, states, cells, gates, lens, xp
+    )
     T, N, D = xs.shape
     H, dt = states.shape[2], xs.dtype
-    W, U, b_ih, b_hh = check.rnn_params(kind, params, dt, D, H)
+    W, U, b_ih, b_hh = check.rnn_params(cell_, params, dt, D, H, xp, pvals)
     go = None
     if grad_outputs is not None:
-        go = check.float_array("grad_outputs", grad_outputs, ndim=3, dtype=dt)
-        if go.shape != (T, N, H):
-            raise ValueError(
-                f"grad_outputs must have shape (T, N, H) = {(T, N, H)}, got {go.shape}"
-            )
-        go = check._contiguous(go)
-    gh = None if grad_h_last is None else check.rnn_state("grad_h_last", grad_h_last, N, H, dt)
+        go = check.same_shape(
+            "grad_outputs", grad_outputs, (T, N, H), dt, "cache.xs", xp, "(T, N, H)"
+        )
+    gh = None
+    if grad_h_last is not None:
+        gh = check.rnn_state("grad_h_last", grad_h_last, N, H, dt, "cache.xs", xp)
     gc = None
     if grad_c_last is not None:
-        if kind != "lstm":
-            raise ValueError(f"grad_c_last belongs to the LSTM; this cache is a {kind!r} cell")
-        gc = check.rnn_state("grad_c_last", grad_c_last, N, H, dt)
-    grads = {"xs": np.empty_like(xs), "h0": np.empty((N, H), dt), "W": np.empty_like(W),
-             "U": np.empty_like(U)}  # fmt: skip
-    if kind == "lstm":
-        grads["c0"] = np.empty((N, H), dt)
-    g_bih = np.empty(W.shape[0], dt) if b_ih is not None else None
-    g_bhh = np.empty(W.shape[0], dt) if b_hh is not None else None
+        if cell_ != "lstm":
+            raise ValueError(f"grad_c_last belongs to the LSTM; this cache is a {cell_!r} cell")
+        gc = check.rnn_state("grad_c_last", grad_c_last, N, H, dt, "cache.xs", xp)
+    grads = {"xs": xp.empty((T, N, D), dtype=dt), "h0": xp.empty((N, H), dtype=dt),
+             "W": xp.empty(W.shape, dtype=dt), "U": xp.empty(U.shape, dtype=dt)}  # fmt: skip
+    if cell_ == "lstm":
+        grads["c0"] = xp.empty((N, H), dtype=dt)
+    g_bih = xp.empty((W.shape[0],), dtype=dt) if b_ih is not None else None
+    g_bhh = xp.empty((W.shape[0],), dtype=dt) if b_hh is not None else None
     nt = resolve_num_threads(num_threads)
-    _, kernel = select("rnn_backward", backend, check.array_kind(xs, W, states))
-    kernel(kind, cache.activation, xs, W, U, cache.lengths, states, cache.cells, cache.gates, go,
-           gh, gc, grads["xs"], grads["h0"], grads.get("c0"), grads["W"], grads["U"], g_bih,
-           g_bhh, nt)  # fmt: skip
+    kernel(RnnBackwardArgs(cell_, act, xs, W, U, lens, states, cells, gates, go, gh, gc,
+                           grads["xs"], grads["h0"], grads.get("c0"), grads["W"], grads["U"],
+                           g_bih, g_bhh, nt))  # fmt: skip
     for key in ("b", "b_ih", "b_hh"):
         if params.get(key) is not None:
-            g = g_bhh if (kind == "gru" and key == "b_hh") else g_bih
+            g = g_bhh if (cell_ == "gru" and key == "b_hh") else g_bih
             # A summed pair gets equal gradients, as separate arrays: in-place updates per key
             # (weight decay, clipping) must not hit one array twice.
-            grads[key] = g.copy() if any(g is v for v in grads.values()) else g
-    return grads
+            if any(g is v for v in grads.values()):
+                g = g.copy() if xp is np else xp.asarray(g, copy=True)
+            grads[key] = g
+    return grads if kind is NUMPY else kind.wrap_all(grads)
 
 
 # --------------------------------------------------------------------------- single steps
-def _step(kind, act, x_t, h_prev, c_prev, weights, out, c_out, num_threads, backend):
-    x = check.float_array("x_t", x_t, ndim=np.ndim(x_t) if np.ndim(x_t) in (1, 2) else 2)
+_STEP_NAMES = ("x_t", "h_prev", "c_prev", "W", "U", "b", "b_ih", "b_hh", "out", "c_out")
+
+
+def _step(cell_, act, x_t, h_prev, c_prev, weights, out, c_out, num_threads, backend):
+    kind, (x_t, h_prev, c_prev, *weights, out, c_out) = kinds.inputs(
+        (x_t, h_prev, c_prev, *weights, out, c_out), _STEP_NAMES
+    )
+    _, kernel = select("rnn_forward", backend, kind)
+    xp = kind.xp
+    nd = x_t.ndim if hasattr(x_t, "ndim") and x_t.ndim in (1, 2) else 2
+    x = check.float_array("x_t", x_t, xp, ndim=nd)
     vector = x.ndim == 1
-    x2 = x[None] if vector else x
-    h = check.float_array("h_prev", h_prev, ndim=x.ndim, dtype=x.dtype)
-    h2 = h[None] if vector else h
+    x2 = x[None, :] if vector else x
+    h = check.float_array("h_prev", h_prev, xp, ndim=x.ndim, dtype=x.dtype, first="x_t")
+    h2 = h[None, :] if vector else h
     N, D = x2.shape
     H = h2.shape[1]
-    h2 = check.rnn_state("h_prev", h2, N, H, x.dtype)
+    h2 = check.rnn_state("h_prev", h2, N, H, x.dtype, "x_t", xp)
     c2 = None
-    if kind == "lstm":
-        c = check.float_array("c_prev", c_prev, ndim=x.ndim, dtype=x.dtype)
-        c2 = check.rnn_state("c_prev", c[None] if vector else c, N, H, x.dtype)
-    W, U, b_ih, b_hh = check.rnn_weights(kind, *weights, x.dtype, D, H)
+    if cell_ == "lstm":
+        c = check.float_array("c_prev", c_prev, xp, ndim=x.ndim, dtype=x.dtype, first="x_t")
+        c2 = check.rnn_state("c_prev", c[None, :] if vector else c, N, H, x.dtype, "x_t", xp)
+    W, U, b_ih, b_hh = check.rnn_weights(cell_, *weights, x.dtype, D, H, "x_t", xp)
     shape = (H,) if vector else (N, H)
-    out = check.out_array("out", out, shape, x.dtype)
-    if kind == "lstm":
-        c_out = check.out_array("c_out", c_out, shape, x.dtype)
+    given = out is not None or c_out is not None
+    out = check.out_array("out", out, shape, x.dtype, xp)
+    if cell_ == "lstm":
+        c_out = check.out_array("c_out", c_out, shape, x.dtype, xp)
+    if given:
+        check.no_overlap(
+            xp, {"out": out, "c_out": c_out},
+            {"x_t": x2, "h_prev": h2, "c_prev": c2, "W": W, "U": U, "b": b_ih, "b_hh": b_hh},
+        )  # fmt: skip
     nt = resolve_num_threads(num_threads)
-    _, kernel = select("rnn_forward", backend, check.array_kind(x2, h2, W))
-    xs = check._contiguous(x2).reshape(1, N, D)
-    kernel(kind, act, xs, h2, c2, W, U, b_ih, b_hh, None, None, out.reshape(N, H),
-           c_out.reshape(N, H) if kind == "lstm" else None, None, None, None, nt)  # fmt: skip
+    x2 = check.contiguous(xp, x2)
+    if xp is np:  # the method: np.reshape's dispatch costs ~0.7 us, a third of this function
+        xs = x2.reshape(1, N, D)
+        h_out = out if not vector else out.reshape(N, H)
+        cc = None if c_out is None else (c_out if not vector else c_out.reshape(N, H))
+    else:
+        xs = xp.reshape(x2, (1, N, D))
+        h_out = out if not vector else xp.reshape(out, (N, H))
+        cc = None if c_out is None else (c_out if not vector else xp.reshape(c_out, (N, H)))
+    kernel(RnnForwardArgs(cell_, act, xs, h2, c2, W, U, b_ih, b_hh, None, None, h_out, cc,
+                          None, None, None, nt))  # fmt: skip
+    if kind is not NUMPY:
+        return kind.wrap(out), kind.wrap(c_out)
     return out, c_out
 
 
 def rnn_step(
-    x_t: np.ndarray,
-    h_prev: np.ndarray,
-    W: np.ndarray,
-    U: np.ndarray,
-    b: np.ndarray | None = None,
+    x_t: Array,
+    h_prev: Array,
+    W: Array,
+    U: Array,
+    b: Array | None = None,
     *,
     activation: str | None = "tanh",
-    out: np.ndarray | None = None,
+    out: Array | None = None,
     num_threads: int | None = None,
     backend: str | None = None,
-) -> np.ndarray:
+) -> Array:
     """The seed's step ``h_t = f(W x_t + U h_{t-1} + b)``, batched: ``f(x_t W^T + h U^T + b)``.
 
     x_t (N, D) or (D,); h_prev (N, H) or (H,); W (H, D); U (H, H); b (H,). Returns h_t like h_prev.
@@ -279,15 +338,15 @@ def rnn_step(
 
 
 def rnn_output(
-    h_t: np.ndarray,
-    V: np.ndarray,
-    c: np.ndarray | None = None,
+    h_t: Array,
+    V: Array,
+    c: Array | None = None,
     *,
     activation: str | None = None,
-    out: np.ndarray | None = None,
+    out: Array | None = None,
     num_threads: int | None = None,
     backend: str | None = None,
-) -> np.ndarray:
+) -> Array:
     """The seed's output ``y_t = g(V h_t + c)``: h_t (N, H) or (H,), V (O, H), c (O,); a
     :func:`recfast.dense` layer."""
     return dense(h_t, V, c, activation=activation, out=out, num_threads=num_threads,
@@ -295,17 +354,17 @@ def rnn_output(
 
 
 def gru_step(
-    x_t: np.ndarray,
-    h_prev: np.ndarray,
-    W: np.ndarray,
-    U: np.ndarray,
-    b_ih: np.ndarray | None = None,
-    b_hh: np.ndarray | None = None,
+    x_t: Array,
+    h_prev: Array,
+    W: Array,
+    U: Array,
+    b_ih: Array | None = None,
+    b_hh: Array | None = None,
     *,
-    out: np.ndarray | None = None,
+    out: Array | None = None,
     num_threads: int | None = None,
     backend: str | None = None,
-) -> np.ndarray:
+) -> Array:
     """One GRU step (PyTorch's ``GRUCell``): W (3H, D), U (3H, H), b_ih, b_hh (3H,), gates r, z, n.
 
     x_t (N, D) or (D,); h_prev (N, H) or (H,). Returns h_t like h_prev.
@@ -315,18 +374,18 @@ def gru_step(
 
 
 def lstm_step(
-    x_t: np.ndarray,
-    h_prev: np.ndarray,
-    c_prev: np.ndarray,
-    W: np.ndarray,
-    U: np.ndarray,
-    b: np.ndarray | None = None,
+    x_t: Array,
+    h_prev: Array,
+    c_prev: Array,
+    W: Array,
+    U: Array,
+    b: Array | None = None,
     *,
-    out: np.ndarray | None = None,
-    c_out: np.ndarray | None = None,
+    out: Array | None = None,
+    c_out: Array | None = None,
     num_threads: int | None = None,
     backend: str | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[Array, Array]:
     """One LSTM step (PyTorch's ``LSTMCell`` with ``b = b_ih + b_hh``): W (4H, D), U (4H, H),
     b (4H,), gates i, f, g, o. Returns ``(h_t, c_t)``, each shaped like h_prev."""
     weights = (W, U, b, None, None)
@@ -339,7 +398,7 @@ _TORCH_CELLS = {"RNN": "rnn", "RNNCell": "rnn", "GRU": "gru", "GRUCell": "gru", 
                 "LSTMCell": "lstm"}  # fmt: skip
 
 
-def from_torch(module: Any, *, dtype: Any = None) -> tuple[str, str | None, dict[str, np.ndarray]]:
+def from_torch(module: Any, *, dtype: Any = None) -> tuple[str, str | None, dict[str, Array]]:
     """``(cell, activation, params)`` from a ``torch.nn.RNN/GRU/LSTM`` (one layer, unidirectional,
     no projection) or ``RNNCell/GRUCell/LSTMCell``. Arrays are NumPy copies (``dtype``: keep
     torch's when None). PyTorch's two biases are kept as ``b_ih`` / ``b_hh``."""
@@ -370,7 +429,7 @@ def from_torch(module: Any, *, dtype: Any = None) -> tuple[str, str | None, dict
 
 
 def to_torch_state_dict(
-    params: Mapping[str, np.ndarray], *, cell: str = "rnn", layer_suffix: str = "_l0"
+    params: Mapping[str, Array], *, cell: str = "rnn", layer_suffix: str = "_l0"
 ) -> dict[str, Any]:
     """A ``state_dict`` for ``torch.nn.RNN/GRU/LSTM`` (``layer_suffix="_l0"``) or their cells
     (``layer_suffix=""``), from recfast params. A single ``b`` becomes ``bias_ih`` with a zero

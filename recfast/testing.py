@@ -7,23 +7,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recfast._backends import _probe
+from recfast import _registry as reg
+from recfast._backends import implementation
 
 # Relative tolerance of a backend against the reference after a few SGD epochs (one thread, same
 # order): summation order inside the dot product is the only difference.
 TOLERANCE = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
 
-CPU_BACKENDS = ("cpu", "numba", "reference")
+# From the registry: the backends that take host arrays (the reference last), and the GPU ones.
+CPU_BACKENDS: tuple[str, ...] = reg.auto_order("cpu")
+GPU_BACKENDS: tuple[str, ...] = reg.auto_order("cuda")
 
 
 def live_backends(op: str, candidates: tuple[str, ...] = CPU_BACKENDS) -> list[str]:
-    """The candidates that are live here and implement ``op``."""
-    out = []
-    for name in candidates:
-        mod, _ = _probe(name)
-        if mod is not None and hasattr(mod, op):
-            out.append(name)
-    return out
+    """The candidates that are live here and implement ``op`` (in the registry's order)."""
+    return [name for name in candidates if implementation(name, op) is not None]
 
 
 def assert_close(actual: np.ndarray, expected: np.ndarray, dtype, what: str = "") -> None:

@@ -74,12 +74,12 @@ def test_default_prefers_compiled_backend():
 
 
 def test_set_num_threads_reaches_other_threads():
-    recfast.set_num_threads(3)
+    recfast.set_num_threads(1)
     got = []
     t = threading.Thread(target=lambda: got.append(recfast.get_num_threads()))
     t.start()
     t.join()
-    assert got == [3] and recfast.get_num_threads() == 3
+    assert got == [1] and recfast.get_num_threads() == 1
     recfast.set_num_threads(None)
     with pytest.raises(ValueError):
         recfast.set_num_threads(0)
@@ -119,8 +119,9 @@ def test_extension_disabled_falls_back_to_numba():
 
 def test_reference_fallback_warns_once(monkeypatch):
     import recfast._backends as be
+    import recfast._registry as reg
 
-    monkeypatch.setattr(be, "_AUTO_ORDER", {"numpy": ("reference",)})
+    monkeypatch.setattr(reg, "auto_order", lambda device: ("reference",))
     monkeypatch.setattr(be, "_warned", set())
     monkeypatch.setattr(be, "_auto", {})
     with pytest.warns(RuntimeWarning, match="reference"):
@@ -141,3 +142,48 @@ def test_version_matches_extension():
     cpu = pytest.importorskip("recfast._cpu")
     assert cpu.__version__ == recfast.__version__
     assert cpu.simd_level() in ("avx512", "avx2", "baseline")
+
+
+def test_thread_counts_above_the_cores_are_clamped():
+    """Issue #9: num_threads=10**6 (or set_num_threads, or OMP_NUM_THREADS) crashed libgomp."""
+    cores = len(os.sched_getaffinity(0))
+    recfast.set_num_threads(10**6)
+    assert recfast.get_num_threads() == cores
+    recfast.set_num_threads(None)
+    from recfast._threads import resolve_num_threads
+
+    assert resolve_num_threads(2**31 - 1) == cores
+    for bad, exc in ((0, ValueError), (-3, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(exc, match="num_threads"):
+            resolve_num_threads(bad)
+    call(num_threads=10**6)  # runs on the usable cores instead of crashing
+
+
+def test_omp_num_threads_huge_in_a_fresh_process():
+    code = (
+        "import recfast, numpy as np; print(recfast.get_num_threads()); "
+        "x = np.ones((300, 300), np.float32); recfast.dense(x, x, activation='relu'); print('ok')"
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1000000")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    n, ok = out.stdout.split()
+    assert int(n) == len(os.sched_getaffinity(0)) and ok == "ok"
+
+
+def test_threadpoolctl_limit_entered_right_after_import():
+    """Issue #9: the limit was ignored when entered before the extension was first loaded."""
+    pytest.importorskip("threadpoolctl")
+    if "cpu" not in MF_BACKENDS:
+        pytest.skip("cpu backend not built")
+    code = (
+        "import recfast\n"
+        "from threadpoolctl import threadpool_limits\n"
+        "with threadpool_limits(1, user_api='openmp'):\n"
+        "    print(recfast.get_num_threads())\n"
+    )
+    env = dict(os.environ)
+    env.pop("OMP_NUM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"

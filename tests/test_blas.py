@@ -12,7 +12,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(params=["numpy-openblas64", "scipy", "fallback"])
 def cpu(request):
-    from recfast import _blas, _cpu
+    from recfast import _cpu
+    from recfast._backends.cpu import _blas
 
     if request.param == "numpy-openblas64":
         if _blas.numpy_openblas64() is None:
@@ -53,7 +54,8 @@ def test_gemm_matches_numpy(cpu, dtype, trans_a, trans_b, m, n, k):
 def test_thread_scope_restores_the_pool():
     import ctypes
 
-    from recfast import _blas, _cpu
+    from recfast import _cpu
+    from recfast._backends.cpu import _blas
 
     found = _blas.numpy_openblas64()
     getter = found[-1] if found is not None else _blas.thread_functions()[1]

@@ -366,7 +366,7 @@ BAD = [
     ("int-x", lambda x, w, b: (x.astype(np.int64), w, b), {}, TypeError, "x must have dtype"),
     ("object-x", lambda x, w, b: (x.astype(object), w, b), {}, TypeError, "x must have dtype"),
     ("int-w", lambda x, w, b: (x, w.astype(np.int32), b), {}, TypeError, "w must have dtype"),
-    ("mixed", lambda x, w, b: (x.astype(np.float32), w, b), {}, TypeError, "upcast"),
+    ("mixed", lambda x, w, b: (x.astype(np.float32), w, b), {}, TypeError, "convert w"),
     ("bias-shape", lambda x, w, b: (x, w, b[:1]), {}, ValueError, "bias must have shape"),
     ("bias-dtype", lambda x, w, b: (x, w, b.astype(np.float32)), {}, TypeError, "bias"),
     ("out-shape", lambda x, w, b: (x, w, b), {"out": np.empty((2, 2))}, ValueError, "out"),

@@ -179,9 +179,15 @@ def test_progress_bar(data, capsys):
     assert "val_rmse" in capsys.readouterr().err
 
 
-def test_empty_fit_is_noop():
-    m = recfast.MatrixFactorization(factors=3).fit(sp.coo_matrix((4, 5), dtype=np.float32))
-    assert m.user_factors_.shape == (4, 3) and m.history_["loss"] == []
+def test_empty_fit_raises_and_keeps_the_model():
+    """Issue #11: an empty rating list is a ValueError (it "succeeded" with factors that failed
+    later); issue #9: the failed fit leaves the fitted model as it was."""
+    m = recfast.MatrixFactorization(factors=3, epochs=2, random_state=0)
+    m.fit(sp.coo_matrix(np.ones((4, 5), np.float32)))
+    before = m.user_factors_.copy()
+    with pytest.raises(ValueError, match="empty"):
+        m.fit(sp.coo_matrix((4, 5), dtype=np.float32))
+    np.testing.assert_array_equal(m.user_factors_, before)
 
 
 def test_movielens_100k_accuracy(ml100k):

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from recfast import rnn
 from recfast._backends import select
+from recfast._kernel_args import RnnBackwardArgs, RnnForwardArgs
 from recfast.testing import live_backends
 
 BACKENDS = live_backends("rnn_forward")
@@ -76,7 +77,8 @@ def run_forward_op(backend, cell, act, xs, h0, c0, p, lens, *, cache=True, seque
     W, U, b_ih, b_hh = kernel_args(p, cell)
     ln = None if lens is None else np.asarray(lens, np.int64)
     _, k = select("rnn_forward", backend)
-    k(cell, act, xs, h0, c0, W, U, b_ih, b_hh, ln, out, h_last, c_last, states, cells, gates, 2)
+    k(RnnForwardArgs(cell, act, xs, h0, c0, W, U, b_ih, b_hh, ln, out, h_last, c_last, states,
+                     cells, gates, 2))  # fmt: skip
     return dict(out=out, h_last=h_last, c_last=c_last, states=states, cells=cells, gates=gates)
 
 
@@ -91,8 +93,9 @@ def run_backward_op(backend, cell, act, xs, p, lens, cache, go, gh, gc):
     g["b_hh"] = nan(W.shape[0]) if b_hh is not None else None
     ln = None if lens is None else np.asarray(lens, np.int64)
     _, k = select("rnn_backward", backend)
-    k(cell, act, xs, W, U, ln, cache["states"], cache["cells"], cache["gates"], go, gh, gc,
-      g["xs"], g["h0"], g["c0"], g["W"], g["U"], g["b_ih"], g["b_hh"], 2)  # fmt: skip
+    k(RnnBackwardArgs(cell, act, xs, W, U, ln, cache["states"], cache["cells"], cache["gates"],
+                      go, gh, gc, g["xs"], g["h0"], g["c0"], g["W"], g["U"], g["b_ih"],
+                      g["b_hh"], 2))  # fmt: skip
     return {key: v for key, v in g.items() if v is not None}
 
 
@@ -552,6 +555,7 @@ _BASELINE_COPY = """
 import numpy as np
 from recfast import _cpu
 from recfast._backends import select
+from recfast._kernel_args import RnnForwardArgs
 assert _cpu.simd_level() == "baseline", _cpu.simd_level()
 rng = np.random.default_rng(0)
 for cell, G in (("rnn", 1), ("gru", 3), ("lstm", 4)):
@@ -564,8 +568,8 @@ for cell, G in (("rnn", 1), ("gru", 3), ("lstm", 4)):
     for be in ("cpu", "reference"):
         out, hl = np.full((T, N, H), np.nan), np.full((N, H), np.nan)
         cl = np.full((N, H), np.nan) if cell == "lstm" else None
-        select("rnn_forward", be)[1](cell, "tanh", xs, h0, c0, W, U, None, None, lens, out, hl,
-                                     cl, None, None, None, 2)
+        select("rnn_forward", be)[1](RnnForwardArgs(cell, "tanh", xs, h0, c0, W, U, None, None,
+                                                    lens, out, hl, cl, None, None, None, 2))
         outs[be] = out
     np.testing.assert_allclose(outs["cpu"], outs["reference"], rtol=1e-12, atol=1e-12)
 print("ok")

@@ -91,11 +91,17 @@ def test_deterministic_for_a_random_state():
     np.testing.assert_array_equal(a.score(prefixes[:5]), b.score(prefixes[:5]))
 
 
-def test_loss_gradients_match_finite_differences():
+@pytest.mark.parametrize("loss_kind", ["softmax", "sampled"])
+def test_loss_gradients_match_finite_differences(loss_kind):
     seqs = interleaved_cycles(6, 3, seed=2)  # lengths 3..18: a padded, masked batch
-    model = GRU4Rec(hidden=5, embedding=4, epochs=1, dtype=np.float64, random_state=0)
+    model = GRU4Rec(hidden=5, embedding=4, epochs=1, dtype=np.float64, random_state=0,
+                    loss=loss_kind, n_sample=3)  # fmt: skip
     model.fit(seqs)
-    loss, grads = model._loss_and_grads(seqs)
+
+    def negatives():  # the same negatives in every evaluation
+        return np.random.default_rng(5)
+
+    loss, grads = model._loss_and_grads(seqs, negatives())
     rng = np.random.default_rng(0)
     for p, g in zip(model._param_list(), grads):
         assert g.shape == p.shape
@@ -103,9 +109,9 @@ def test_loss_gradients_match_finite_differences():
         for k in rng.choice(flat.size, size=min(6, flat.size), replace=False):
             old = flat[k]
             flat[k] = old + 1e-6
-            up = model._loss_and_grads(seqs)[0]
+            up = model._loss_and_grads(seqs, negatives())[0]
             flat[k] = old - 1e-6
-            down = model._loss_and_grads(seqs)[0]
+            down = model._loss_and_grads(seqs, negatives())[0]
             flat[k] = old
             assert abs((up - down) / 2e-6 - gflat[k]) <= 1e-6 * max(1.0, abs(gflat[k]))
 
@@ -114,10 +120,10 @@ def test_loss_gradients_match_finite_differences():
 def test_loss_and_gradients_agree_across_backends():
     seqs = interleaved_cycles(20, 5, seed=3)
     base = GRU4Rec(hidden=6, embedding=4, epochs=1, dtype=np.float64, random_state=0).fit(seqs)
-    loss0, grads0 = base._loss_and_grads(seqs)
+    loss0, grads0 = base._loss_and_grads(seqs, np.random.default_rng(1))
     for name in RNN_BACKENDS:
         base.backend = name
-        loss, grads = base._loss_and_grads(seqs)
+        loss, grads = base._loss_and_grads(seqs, np.random.default_rng(1))
         assert abs(loss - loss0) <= 1e-12
         for g, g0 in zip(grads, grads0):
             np.testing.assert_allclose(g, g0, rtol=0, atol=1e-12)
@@ -201,3 +207,48 @@ def test_bad_input():
 def test_exported():
     assert recfast.GRU4Rec is GRU4Rec
     assert recfast.models.GRU4Rec is GRU4Rec
+
+
+def _cycle_data(K=12, n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    seqs = [(rng.integers(K) + np.arange(rng.integers(4, 16))) % K for _ in range(n)]
+    return leave_last_out(seqs)
+
+
+@pytest.mark.parametrize("loss", ["sampled", "softmax"])
+def test_both_losses_learn_an_item_cycle(loss):
+    prefixes, targets, _ = _cycle_data()
+    model = GRU4Rec(hidden=16, embedding=8, epochs=10, learning_rate=0.02, batch_size=32,
+                    random_state=0, loss=loss, n_sample=4).fit(prefixes, n_items=12)  # fmt: skip
+    top1 = model.recommend(prefixes, 1, exclude_seen=False)[0]
+    assert recall_at_k(top1, targets) > 0.9
+
+
+def test_save_load_round_trip(tmp_path):
+    prefixes, _, _ = _cycle_data()
+    m = GRU4Rec(hidden=8, embedding=4, epochs=2, random_state=0).fit(prefixes, n_items=12)
+    m.save(tmp_path / "g.npz")
+    back = GRU4Rec.load(tmp_path / "g.npz")
+    np.testing.assert_array_equal(back.score(prefixes[:5]), m.score(prefixes[:5]))
+    assert back.loss == m.loss and back.n_items_ == 12
+    with pytest.raises(ValueError, match="GRU4Rec"):
+        recfast.MatrixFactorization.load(tmp_path / "g.npz")
+
+
+def test_session_helper_matches_encode():
+    prefixes, _, _ = _cycle_data()
+    m = GRU4Rec(hidden=8, embedding=4, epochs=2, random_state=0).fit(prefixes, n_items=12)
+    s = m.session(n=5)
+    seq = prefixes[0]
+    for item in seq:
+        items, scores = s.add("alice", int(item))
+    np.testing.assert_allclose(s.state("alice"), m.encode([seq])[0], rtol=1e-5, atol=1e-6)
+    full = m.score([seq])[0]
+    full[np.unique(seq)] = -np.inf
+    want = np.argsort(-full, kind="stable")[:5]
+    np.testing.assert_array_equal(items, want[np.isfinite(full[want])])
+    with pytest.raises(ValueError, match="catalogue"):
+        s.add("alice", 12)
+    assert s.state("bob") is None
+    s.reset("alice")
+    assert s.state("alice") is None

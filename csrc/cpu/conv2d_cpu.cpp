@@ -4,7 +4,8 @@
 // whose column buffer (rows x KH*KW*C) fits in a core's L2; OpenMP runs the chunks in parallel and
 // each chunk calls a single-threaded BLAS GEMM (OpenBLAS via recfast::blas) on its own buffer, so
 // OpenMP workers and BLAS threads never compete for the cores. The epilogue (bias, activation)
-// runs on the chunk's output while it is still in cache. 1x1 / stride 1 / no padding skips im2col.
+// runs on the chunk's output while it is still in cache (dense's bias_activation_rows). 1x1 /
+// stride 1 / no padding skips im2col.
 //
 // Backward: the weight gradient col^T @ g is accumulated per thread into a private (K, C_out)
 // buffer, and the buffers are added in thread order (deterministic for a given thread count). The
@@ -202,28 +203,6 @@ void col2im_add(const T* col, const Conv2dShape& s, int64_t p0, int64_t rows, T*
   }
 }
 
-template <typename T>
-void epilogue(T* y, int64_t rows, int64_t co, const T* bias, Act act) {
-  if (!bias && act == Act::identity) return;
-  for (int64_t r = 0; r < rows; ++r) {
-    T* row = y + r * co;
-    if (bias) {
-#pragma omp simd
-      for (int64_t j = 0; j < co; ++j) row[j] += bias[j];
-    }
-    switch (act) {  // one loop per activation so each vectorizes
-      case Act::relu:
-#pragma omp simd
-        for (int64_t j = 0; j < co; ++j) row[j] = row[j] < T(0) ? T(0) : row[j];  // NaN stays
-        break;
-      case Act::identity:
-        break;
-      default:
-        for (int64_t j = 0; j < co; ++j) row[j] = act_forward(act, row[j]);
-    }
-  }
-}
-
 // Direct forward: output rows in parallel; inside a row, the pixels whose windows lie inside the
 // image are read in place through tap offsets, the border pixels through a small im2col buffer.
 template <typename T>
@@ -272,7 +251,7 @@ void forward_direct(const T* x, const T* w, const T* bias, T* y, const Conv2dSha
         } else {
           via_col(0, s.ow);
         }
-        epilogue(yrow, s.ow, s.co, bias, act);
+        bias_activation_rows(yrow, bias, s.ow, s.co, act);
       });
     }
   }
@@ -305,7 +284,7 @@ void forward_impl(const T* x, const T* w, const T* bias, T* y, const Conv2dShape
       T* yc = y + (img * t.pixels + p0) * s.co;
       err.run([&] {
         blas::gemm(false, false, rows, s.co, k, T(1), a, k, w, s.co, T(0), yc, s.co);
-        epilogue(yc, rows, s.co, bias, act);
+        bias_activation_rows(yc, bias, rows, s.co, act);
       });
     }
   }
@@ -317,7 +296,7 @@ void backward_impl(const T* g, const T* x, const T* w, T* gx, T* gw, const Conv2
   const int64_t k = s.kh * s.kw * s.c, image = s.h * s.w * s.c;
   if (gw) std::fill(gw, gw + k * s.co, T(0));
   if (gx) std::fill(gx, gx + s.n * image, T(0));
-  if (s.n <= 0 || (!gx && !gw)) return;
+  if (s.n <= 0 || s.oh <= 0 || s.ow <= 0 || (!gx && !gw)) return;
   Tiling t = make_tiling(s, std::max(1, nt));
   const bool direct = is_pointwise(s);
   // Small windows: the weight gradient through the register-blocked kernel (a packing BLAS is
@@ -433,26 +412,38 @@ void pool_forward_impl(const T* x, T* out, int64_t* idx, const Pool2dShape& s, i
   }
 }
 
+// Each index is checked as it is read (the caller's check may be stale: another thread can
+// rewrite idx during the call); one outside [0, h * w) is skipped and counted.
 template <typename T>
-void pool_backward_impl(const T* g, const int64_t* idx, T* gx, const Pool2dShape& s, int nt) {
+int64_t pool_backward_impl(const T* g, const int64_t* idx, T* gx, const Pool2dShape& s, int nt) {
   const int64_t plane = s.h * s.w, outs = s.oh * s.ow;
   std::fill(gx, gx + s.n * plane * s.c, T(0));
+  if (s.n == 0 || s.c == 0 || outs == 0) return 0;  // nothing to scatter (and no task to split)
   // Tasks own (image, channel block) slices of gx, so the scatter-add never races.
   const int64_t blocks =
       s.n >= nt ? 1 : std::max<int64_t>(1, std::min<int64_t>(s.c, (nt + s.n - 1) / s.n));
   const int64_t cb = (s.c + blocks - 1) / blocks, tasks = s.n * blocks;
   nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, tasks)));
   if (s.n * outs * s.c < (int64_t(1) << 18)) nt = 1;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+  int64_t bad = 0;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(+ : bad)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t img = t / blocks, c0 = (t % blocks) * cb, c1 = std::min(s.c, c0 + cb);
     T* gxi = gx + img * plane * s.c;
     for (int64_t p = 0; p < outs; ++p) {
       const T* gp = g + (img * outs + p) * s.c;
       const int64_t* ip = idx + (img * outs + p) * s.c;
-      for (int64_t m = c0; m < c1; ++m) gxi[ip[m] * s.c + m] += gp[m];
+      for (int64_t m = c0; m < c1; ++m) {
+        const int64_t q = ip[m];
+        if (uint64_t(q) >= uint64_t(plane)) {
+          ++bad;
+          continue;
+        }
+        gxi[q * s.c + m] += gp[m];
+      }
     }
   }
+  return bad;
 }
 
 }  // namespace
@@ -479,13 +470,13 @@ void max_pool2d_forward(const float* x, float* out, int64_t* idx, const Pool2dSh
 void max_pool2d_forward(const double* x, double* out, int64_t* idx, const Pool2dShape& s, int nt) {
   pool_forward_impl(x, out, idx, s, nt);
 }
-void max_pool2d_backward(const float* g, const int64_t* idx, float* gx, const Pool2dShape& s,
-                         int nt) {
-  pool_backward_impl(g, idx, gx, s, nt);
+int64_t max_pool2d_backward(const float* g, const int64_t* idx, float* gx, const Pool2dShape& s,
+                            int nt) {
+  return pool_backward_impl(g, idx, gx, s, nt);
 }
-void max_pool2d_backward(const double* g, const int64_t* idx, double* gx, const Pool2dShape& s,
-                         int nt) {
-  pool_backward_impl(g, idx, gx, s, nt);
+int64_t max_pool2d_backward(const double* g, const int64_t* idx, double* gx, const Pool2dShape& s,
+                            int nt) {
+  return pool_backward_impl(g, idx, gx, s, nt);
 }
 
 }  // namespace recfast

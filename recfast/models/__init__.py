@@ -1,7 +1,8 @@
 """Estimators built from recfast's kernels."""
 
+from recfast.models.autorec import AutoRec
 from recfast.models.cnn import ConvNet
 from recfast.models.mf import MatrixFactorization
 from recfast.models.sequence import GRU4Rec, MostPopular
 
-__all__ = ["ConvNet", "GRU4Rec", "MatrixFactorization", "MostPopular"]
+__all__ = ["AutoRec", "ConvNet", "GRU4Rec", "MatrixFactorization", "MostPopular"]

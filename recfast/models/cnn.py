@@ -19,11 +19,14 @@ from typing import Any
 import numpy as np
 
 import recfast
+from recfast import _kinds as kinds
+from recfast import _validate as check
+from recfast.models._kinded import Kinded, host, kinded
 
 __all__ = ["ConvNet"]
 
 
-class ConvNet:
+class ConvNet(Kinded):
     """Small CNN classifier / image encoder trained with mini-batch Adam.
 
     Parameters
@@ -35,7 +38,12 @@ class ConvNet:
     dtype : float32 (fast path) or float64
     random_state : seed of the initialisation and the shuffling
     num_threads, backend : passed to every recfast call
+
+    ``params_`` and the outputs of ``predict_proba`` / ``encode`` are in the kind of the images
+    given to ``fit`` (NumPy, or PyTorch CPU tensors sharing memory with the model).
     """
+
+    params_ = kinded("params", "the weights: w1, b1, w2, b2 (conv), W3, b3, W4, b4 (dense)")
 
     def __init__(
         self,
@@ -88,7 +96,7 @@ class ConvNet:
 
     # -- forward / backward -------------------------------------------------------------------
     def _forward(self, X: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
-        p, kw = self.params_, dict(num_threads=self.num_threads, backend=self.backend)
+        p, kw = self._host("params"), dict(num_threads=self.num_threads, backend=self.backend)
         a1 = recfast.conv2d(X, p["w1"], p["b1"], padding="same", activation="relu", **kw)
         p1, i1 = recfast.max_pool2d(a1, 2, **kw)
         a2 = recfast.conv2d(p1, p["w2"], p["b2"], padding="same", activation="relu", **kw)
@@ -100,7 +108,7 @@ class ConvNet:
         return logits, cache
 
     def _backward(self, dlogits: np.ndarray, c: dict[str, Any]) -> dict[str, np.ndarray]:
-        p, kw = self.params_, dict(num_threads=self.num_threads, backend=self.backend)
+        p, kw = self._host("params"), dict(num_threads=self.num_threads, backend=self.backend)
         dh, dW4, db4 = recfast.dense_backward(dlogits, c["h"], p["W4"], **kw)
         df, dW3, db3 = recfast.dense_backward(
             dh, c["f"], p["W3"], output=c["h"], activation="relu", **kw
@@ -130,7 +138,7 @@ class ConvNet:
         return e / e.sum(axis=1, keepdims=True)
 
     def _images(self, X: Any) -> np.ndarray:
-        X = np.asarray(X)
+        X = np.asarray(host(X))
         if X.ndim == 3:  # (N, H, W): one channel
             X = X[..., None]
         if X.ndim != 4:
@@ -138,56 +146,102 @@ class ConvNet:
         return np.ascontiguousarray(X, dtype=self.dtype)
 
     # -- public API ---------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        """Hyperparameters, checked at fit (scikit-learn's convention)."""
+        check.positive_int("n_classes", self.n_classes)
+        if not isinstance(self.channels, (tuple, list)) or len(self.channels) != 2:
+            raise ValueError(f"channels must be a pair of ints, got {self.channels!r}")
+        for c in self.channels:
+            check.positive_int("channels", c)
+        check.positive_int("hidden", self.hidden)
+        check.scalar("lr", self.lr, low=0.0, low_open=True)
+        check.positive_int("epochs", self.epochs)
+        check.positive_int("batch_size", self.batch_size)
+        if np.dtype(self.dtype) not in check.FLOAT_DTYPES:
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+
     def fit(self, X: Any, y: Any) -> ConvNet:
-        """Train on images ``X`` (N, H, W, C) (or (N, H, W)) with integer labels ``y`` (N,)."""
+        """Train on images ``X`` (N, H, W, C) (or (N, H, W)) with integer labels ``y`` (N,).
+
+        Raises ``FloatingPointError`` naming the epoch when the loss or the weights stop being
+        finite (a learning rate too large), on every backend; a fit that raises leaves the model
+        as it was."""
+        self._check_params()
+        kind = kinds.of((X, y), ("X", "y"))
+        if not kind.host:
+            raise TypeError(f"ConvNet trains on the host; got {kind.name} images")
         X = self._images(X)
-        y = np.asarray(y)
+        y = np.asarray(host(y))
         if y.shape != (len(X),) or y.dtype.kind not in "iu":
             raise ValueError(f"y must be ({len(X)},) integer labels, got {y.shape} {y.dtype}")
-        if len(y) and (y.min() < 0 or y.max() >= self.n_classes):
+        if len(y) == 0:
+            raise ValueError("X is empty: fit needs at least one image")
+        if y.min() < 0 or y.max() >= self.n_classes:
             raise ValueError(f"labels must lie in [0, {self.n_classes})")
+        with self._transaction():
+            self._fit(X, y, kind)
+        return self
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, kind: Any) -> None:
         rng = np.random.default_rng(self.random_state)
         self._init(X.shape[1:], rng)
-        m = {k: np.zeros_like(v) for k, v in self.params_.items()}
-        v = {k: np.zeros_like(a) for k, a in self.params_.items()}
+        params = self._host("params")
+        m = {k: np.zeros_like(v) for k, v in params.items()}
+        v = {k: np.zeros_like(a) for k, a in params.items()}
         b1, b2, eps, step = 0.9, 0.999, 1e-8, 0
+        baseline = None
         self.loss_history_ = []
-        for _ in range(self.epochs):
+        for epoch in range(self.epochs):
             order = rng.permutation(len(X))
             total = 0.0
             for s in range(0, len(X), self.batch_size):
                 idx = order[s : s + self.batch_size]
-                logits, cache = self._forward(X[idx])
-                prob = self._softmax(logits)
-                total += float(-np.log(prob[np.arange(len(idx)), y[idx]] + 1e-12).sum())
+                with np.errstate(all="ignore"):  # divergence is reported below, not warned
+                    logits, cache = self._forward(X[idx])
+                    prob = self._softmax(logits)
+                    total += float(-np.log(prob[np.arange(len(idx)), y[idx]] + 1e-12).sum())
                 dlogits = prob
                 dlogits[np.arange(len(idx)), y[idx]] -= 1
                 dlogits /= len(idx)
+                batch_loss = total / (s + len(idx))
+                if baseline is None:
+                    baseline = max(batch_loss, float(np.log(self.n_classes)), 1.0)
+                # As in GRU4Rec: not finite, or far above the untrained model's loss.
+                if not np.isfinite(batch_loss) or batch_loss > 100 * baseline:
+                    raise FloatingPointError(
+                        f"ConvNet diverged in epoch {epoch + 1}: the loss is {batch_loss:.3g}, "
+                        f"against {baseline:.3g} at the start (lower lr)"
+                    )
                 grads = self._backward(dlogits.astype(self.dtype), cache)
                 step += 1
                 lr_t = self.lr * np.sqrt(1 - b2**step) / (1 - b1**step)
                 for k, g in grads.items():
                     m[k] = b1 * m[k] + (1 - b1) * g
                     v[k] = b2 * v[k] + (1 - b2) * g * g
-                    self.params_[k] -= (lr_t * m[k] / (np.sqrt(v[k]) + eps)).astype(self.dtype)
+                    params[k] -= (lr_t * m[k] / (np.sqrt(v[k]) + eps)).astype(self.dtype)
             self.loss_history_.append(total / len(X))
-            if not np.isfinite(self.loss_history_[-1]):
-                raise FloatingPointError(f"training diverged at epoch {len(self.loss_history_)}")
-        return self
+            if not all(np.isfinite(p.sum()) for p in params.values()):
+                raise FloatingPointError(
+                    f"ConvNet diverged in epoch {epoch + 1}: the weights hold inf/NaN (lower lr)"
+                )
+        self._kind = kind
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (N, n_classes)."""
         X = self._images(X)
-        return self._softmax(self._forward(X)[0])
+        return self._show(self._softmax(self._forward(X)[0]))
 
-    def predict(self, X: Any) -> np.ndarray:
-        return self.predict_proba(X).argmax(axis=1)
+    def predict(self, X: Any) -> Any:
+        """Predicted class labels (N,)."""
+        X = self._images(X)
+        return self._show(self._forward(X)[0].argmax(axis=1))
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy on ``(X, y)``."""
-        return float((self.predict(X) == np.asarray(y)).mean())
+        pred = self._forward(self._images(X))[0].argmax(axis=1)
+        return float((pred == np.asarray(host(y))).mean())
 
     def encode(self, X: Any) -> np.ndarray:
         """The dense layer's activations (N, hidden): image features for a recommender."""
         X = self._images(X)
-        return self._forward(X)[1]["h"]
+        return self._show(self._forward(X)[1]["h"])

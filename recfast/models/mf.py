@@ -10,7 +10,6 @@ parallel, cache-friendly and deterministic for a given ``random_state`` whatever
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -18,10 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from recfast import _kinds as kinds
 from recfast import _validate as check
 from recfast._backends import select
+from recfast._kinds import NUMPY
 from recfast._threads import resolve_num_threads
-from recfast.mf import DivergenceError, raise_if_diverged, recommend_topk
+from recfast.mf import DivergenceError, mf_block_layout, prepare_sgd_mf_epoch, recommend_topk
+from recfast.models import _io
+from recfast.models._kinded import Kinded, host, kinded
 
 FORMAT_VERSION = 1
 _SOLVERS = ("adagrad", "sgd")
@@ -44,15 +47,15 @@ def as_triplet(
         r, c, v = ratings.as_tuple()
         return r, c, v, tuple(ratings.shape)
     if isinstance(ratings, tuple) and len(ratings) == 3:
-        r, c, v = (np.asarray(x) for x in ratings)
-        return r, c, v, None
+        r, c, v = (host(x) for x in ratings)
+        return np.asarray(r), np.asarray(c), np.asarray(v), None
     raise TypeError(
         f"{name} must be a scipy.sparse matrix, a recfast.datasets.Ratings or a (rows, cols, values) "
         f"tuple, got {type(ratings).__name__}"
     )
 
 
-class MatrixFactorization:
+class MatrixFactorization(Kinded):
     """Biased matrix factorization ``r_ui ~ mu + b_u + b_i + p_u . q_i`` trained by SGD.
 
     Parameters
@@ -87,7 +90,15 @@ class MatrixFactorization:
     dtype : float32 or float64
     show_progress : bool
         Draw a tqdm progress bar with the current loss.
+
+    Attributes (after fit) are in the array kind of the ratings: NumPy arrays for scipy.sparse or
+    NumPy input, PyTorch tensors (sharing memory with the model) for a triplet of tensors.
     """
+
+    user_factors_ = kinded("user_factors", "(n_users, k) user factors")
+    item_factors_ = kinded("item_factors", "(n_items, k) item factors")
+    user_bias_ = kinded("user_bias", "(n_users,) user biases, or None")
+    item_bias_ = kinded("item_bias", "(n_items,) item biases, or None")
 
     def __init__(
         self,
@@ -181,6 +192,7 @@ class MatrixFactorization:
     # -- data -----------------------------------------------------------------------------
     def _triplet(self, ratings: Any, name: str, dtype: np.dtype, shape: tuple[int, int] | None):
         r, c, v, s = as_triplet(ratings, name)
+        r, c, v = (host(x) for x in (r, c, v))
         v = np.asarray(v)
         if v.dtype.kind not in "fiu":
             raise TypeError(f"{name} values must be numbers, got dtype {v.dtype}")
@@ -194,7 +206,7 @@ class MatrixFactorization:
             shape = s
         elif s is not None and (s[0] > shape[0] or s[1] > shape[1]):
             raise ValueError(f"{name} has shape {s}, larger than the fitted {shape}")
-        r, c, v = check.ratings_triplet(r, c, v, shape[0], shape[1], dtype)
+        r, c, v = check.ratings_triplet(r, c, v, shape[0], shape[1])
         return r, c, v, shape
 
     # -- fit ------------------------------------------------------------------------------
@@ -215,8 +227,16 @@ class MatrixFactorization:
 
         Sets ``user_factors_ (n_users, k)``, ``item_factors_ (n_items, k)``, ``user_bias_``,
         ``item_bias_``, ``global_mean_`` and ``history_`` (per-epoch ``loss`` = training sum of
-        squared errors, ``train_rmse``, ``val_rmse``, ``seconds``; ``layout_seconds``).
+        squared errors, ``train_rmse``, ``val_rmse``, ``seconds``; ``layout_seconds``). The
+        progress bar shows the epoch's mean squared error, ``loss / nnz``, as ``mse``.
+        A fit that raises leaves the estimator as it was.
         """
+        kind = _ratings_kind(ratings)
+        if not kind.host:
+            select("sgd_mf_epoch", self.backend, kind)  # says which GPU backend is missing
+            raise TypeError(
+                f"MatrixFactorization fits on the host; {kind.name} ratings need the GPU fit"
+            )
         p = self._checked_params()
         dtype, k = p["dtype"], p["k"]
         rows, cols, values, shape = self._triplet(ratings, "ratings", dtype, None)
@@ -229,41 +249,63 @@ class MatrixFactorization:
                 raise ValueError("early_stopping needs validation ratings")
         n_users, n_items = shape
         nnz = len(values)
+        for what, rows_ in (("user", n_users), ("item", n_items)):
+            check.allocation(
+                f"the {what} factors", (rows_, k), dtype.itemsize,
+                f"ratings has {what} ids up to {rows_ - 1}",
+            )  # fmt: skip
+        if nnz == 0:
+            raise ValueError("ratings is empty: fit needs at least one rating")
+        # Everything is built in locals and assigned at the end: a fit that raises (bad input,
+        # divergence, KeyboardInterrupt) leaves the estimator as it was before the call.
         rng = np.random.default_rng(self.random_state)
-        self.user_factors_ = (rng.standard_normal((n_users, k)) * p["init_std"]).astype(dtype)
-        self.item_factors_ = (rng.standard_normal((n_items, k)) * p["init_std"]).astype(dtype)
-        self.user_bias_ = np.zeros(n_users, dtype) if self.biases else None
-        self.item_bias_ = np.zeros(n_items, dtype) if self.biases else None
-        self.global_mean_ = float(values.mean(dtype=np.float64)) if nnz else 0.0
-        self.rating_range_ = (
-            (float(values.min()), float(values.max())) if nnz else (-np.inf, np.inf)
+        st = _State(
+            (rng.standard_normal((n_users, k)) * p["init_std"]).astype(dtype),
+            (rng.standard_normal((n_items, k)) * p["init_std"]).astype(dtype),
+            np.zeros(n_users, dtype) if self.biases else None,
+            np.zeros(n_items, dtype) if self.biases else None,
+            float(values.mean(dtype=np.float64)),
+            (float(values.min()), float(values.max())),
         )
         ada = p["lr"] if self.solver == "adagrad" else None
         ua = np.ones(n_users, dtype) if ada else None
         ia = np.ones(n_items, dtype) if ada else None
-        self.history_: dict[str, Any] = {
+        history: dict[str, Any] = {
             "loss": [],
             "train_rmse": [],
             "val_rmse": [],
             "seconds": [],
             "layout_seconds": 0.0,
         }
-        if nnz == 0 or p["epochs"] == 0:
-            return self
+        nb = None
+        if p["epochs"]:
+            nb = self._train(st, rows, cols, values, val, ua, ia, p, history, early_stopping, rng)
+        self._commit(st, kind)
+        self.history_ = history
+        if nb is not None:
+            self.n_blocks_ = nb
+        return self
 
+    def _train(self, st, rows, cols, values, val, ua, ia, p, history, early_stopping, rng):
+        """The epochs, on ``st``'s arrays in place; returns the block count."""
+        n_users, n_items = st.U.shape[0], st.V.shape[0]
+        k, dtype, nnz = st.U.shape[1], st.U.dtype, len(values)
         # Lay the ratings out once: FPSGD blocks, users ascending within a block.
         nt = p["nt"]
         t0 = time.perf_counter()
         nb = self._block_count(nnz, n_items, k, dtype.itemsize, nt)
-        _, layout = select("mf_block_layout", self.backend)
-        rows, cols, values, block_ptr = layout(
-            rows, cols, values, n_users, n_items, nb, int(rng.integers(2**63)), nt
-        )
-        self.history_["layout_seconds"] = time.perf_counter() - t0
-        self.n_blocks_ = nb
-
-        _, kernel = select("sgd_mf_epoch", self.backend)
-        best = (np.inf, -1, None)
+        rows, cols, values, block_ptr = mf_block_layout(
+            rows, cols, values, n_users, n_items, nb, seed=int(rng.integers(2**63)),
+            num_threads=nt, backend=self.backend,
+        )  # fmt: skip
+        history["layout_seconds"] = time.perf_counter() - t0
+        epoch_fn = prepare_sgd_mf_epoch(
+            rows, cols, values, st.U, st.V, user_bias=st.ub, item_bias=st.ib,
+            global_mean=st.mu, learning_rate=p["lr"], regularization=p["reg"],
+            bias_regularization=p["breg"], user_accum=ua, item_accum=ia, block_ptr=block_ptr,
+            n_blocks=nb, num_threads=nt, backend=self.backend,
+        )  # fmt: skip
+        best: tuple[float, int, _State | None] = (np.inf, -1, None)
         lr = p["lr"]
         bar = None
         if self.show_progress:
@@ -273,51 +315,25 @@ class MatrixFactorization:
         try:
             for epoch in range(p["epochs"]):
                 t = time.perf_counter()
-                sse = kernel(
-                    rows,
-                    cols,
-                    values,
-                    self.user_factors_,
-                    self.item_factors_,
-                    self.user_bias_,
-                    self.item_bias_,
-                    ua,
-                    ia,
-                    None,
-                    block_ptr,
-                    nb,
-                    learning_rate=lr,
-                    regularization=p["reg"],
-                    bias_regularization=p["breg"],
-                    global_mean=self.global_mean_,
-                    num_threads=nt,
-                )
                 try:
-                    raise_if_diverged(
-                        sse,
-                        self.user_factors_,
-                        self.item_factors_,
-                        self.user_bias_,
-                        self.item_bias_,
-                        where=f" in epoch {epoch + 1} of {p['epochs']}",
-                    )
+                    sse = epoch_fn(lr, where=f" in epoch {epoch + 1} of {p['epochs']}")
                 except DivergenceError as exc:
                     raise DivergenceError(f"{exc} (learning_rate={lr:g})") from None
-                self.history_["seconds"].append(time.perf_counter() - t)
-                self.history_["loss"].append(float(sse))
-                self.history_["train_rmse"].append(math.sqrt(sse / nnz))
+                history["seconds"].append(time.perf_counter() - t)
+                history["loss"].append(float(sse))
+                history["train_rmse"].append(math.sqrt(sse / nnz))
                 if val is not None:
-                    rmse = self._rmse(*val)
-                    self.history_["val_rmse"].append(rmse)
+                    rmse = _rmse(st, *val)
+                    history["val_rmse"].append(rmse)
                     if early_stopping is not None:
                         if rmse < best[0]:
-                            best = (rmse, epoch, self._state())
+                            best = (rmse, epoch, st.copy())
                         elif epoch - best[1] >= early_stopping:
                             break
                 if bar is not None:
-                    post = {"loss": f"{sse / nnz:.4f}"}
+                    post = {"mse": f"{sse / nnz:.4f}"}
                     if val is not None:
-                        post["val_rmse"] = f"{self.history_['val_rmse'][-1]:.4f}"
+                        post["val_rmse"] = f"{history['val_rmse'][-1]:.4f}"
                     bar.set_postfix(post)
                     bar.update(1)
                 lr *= p["decay"]
@@ -325,63 +341,54 @@ class MatrixFactorization:
             if bar is not None:
                 bar.close()
         if early_stopping is not None and best[2] is not None:
-            self._set_state(best[2])
-            self.history_["best_epoch"] = best[1] + 1
-        return self
+            b = best[2]
+            st.U[...], st.V[...] = b.U, b.V
+            if st.ub is not None:
+                st.ub[...], st.ib[...] = b.ub, b.ib
+            history["best_epoch"] = best[1] + 1
+        return nb
 
-    def _state(self) -> tuple:
-        return tuple(
-            None if a is None else a.copy()
-            for a in (self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_)
-        )
+    def _commit(self, st: _State, kind: Any) -> None:
+        self._kind = kind
+        self.user_factors_, self.item_factors_ = st.U, st.V
+        self.user_bias_, self.item_bias_ = st.ub, st.ib
+        self.global_mean_ = st.mu
+        self.rating_range_ = st.rating_range
 
-    def _set_state(self, s: tuple) -> None:
-        self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_ = s
+    def _fitted(self) -> _State:
+        if "_arrays" not in self.__dict__ or "user_factors" not in self._arrays:
+            raise RuntimeError("this MatrixFactorization is not fitted yet; call fit() first")
+        a = self._arrays
+        return _State(a["user_factors"], a["item_factors"], a.get("user_bias"),
+                      a.get("item_bias"), self.global_mean_, self.rating_range_)  # fmt: skip
+
+    def _check_fitted(self) -> None:
+        self._fitted()
 
     # -- use ------------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "user_factors_"):
-            raise RuntimeError("this MatrixFactorization is not fitted yet; call fit() first")
-
-    def _predict_idx(self, users: np.ndarray, items: np.ndarray, clip: bool) -> np.ndarray:
-        U, V = self.user_factors_, self.item_factors_
-        pred = np.einsum("ij,ij->i", U[users], V[items]) + U.dtype.type(self.global_mean_)
-        if self.user_bias_ is not None:
-            pred += self.user_bias_[users] + self.item_bias_[items]
-        if clip:
-            np.clip(pred, *self.rating_range_, out=pred)
-        return pred
-
-    def predict(self, users: Any, items: Any, *, clip: bool = True) -> np.ndarray:
-        """Predicted ratings for the pairs ``(users[j], items[j])``, shape ``(n,)``.
+    def predict(self, users: Any, items: Any, *, clip: bool = True) -> Any:
+        """Predicted ratings for the pairs ``(users[j], items[j])``, shape ``(n,)``, in the
+        fitted kind (NumPy or PyTorch).
 
         ``clip`` limits predictions to the range of the training ratings.
         """
-        self._check_fitted()
-        users = check.index_array("users", np.atleast_1d(users), self.user_factors_.shape[0])
-        items = check.index_array("items", np.atleast_1d(items), self.item_factors_.shape[0])
+        st = self._fitted()
+        users = check.index_array("users", np.atleast_1d(host(users)), st.U.shape[0])
+        items = check.index_array("items", np.atleast_1d(host(items)), st.V.shape[0])
         if users.shape != items.shape:
             raise ValueError(
                 f"users and items must have the same length, got {len(users)} and {len(items)}"
             )
-        return self._predict_idx(users, items, clip)
-
-    def _rmse(self, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> float:
-        if len(values) == 0:
-            return float("nan")
-        err = self._predict_idx(rows, cols, True).astype(np.float64) - values
-        return float(np.sqrt(np.mean(err * err)))
+        return self._show(_predict_idx(st, users, items, clip))
 
     def score(self, ratings: Any) -> float:
         """Root mean squared error of the (clipped) predictions on ``ratings``."""
-        self._check_fitted()
-        shape = (self.user_factors_.shape[0], self.item_factors_.shape[0])
-        r, c, v, _ = self._triplet(ratings, "ratings", self.user_factors_.dtype, shape)
-        return self._rmse(r, c, v)
+        st = self._fitted()
+        shape = (st.U.shape[0], st.V.shape[0])
+        r, c, v, _ = self._triplet(ratings, "ratings", st.U.dtype, shape)
+        return _rmse(st, r, c, v)
 
-    def recommend(
-        self, users: Any, n: int = 10, exclude: Any = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(self, users: Any, n: int = 10, exclude: Any = None) -> tuple[Any, Any]:
         """Top-``n`` items for each user by predicted rating.
 
         Parameters
@@ -395,58 +402,106 @@ class MatrixFactorization:
         items : (m, n) int64, best first (``-1`` when fewer than ``n`` are left)
         scores : (m, n) predicted ratings (unclipped; ``-inf`` beside ``-1``)
         """
-        self._check_fitted()
-        offset = np.full(self.user_factors_.shape[0], self.global_mean_, self.user_factors_.dtype)
-        if self.user_bias_ is not None:
-            offset += self.user_bias_
-        return recommend_topk(
-            self.user_factors_,
-            self.item_factors_,
-            users,
-            n,
-            item_bias=self.item_bias_,
-            offset=offset,
-            exclude=exclude,
+        st = self._fitted()
+        offset = np.full(st.U.shape[0], st.mu, st.U.dtype)
+        if st.ub is not None:
+            offset += st.ub
+        items, scores = recommend_topk(
+            st.U, st.V, host(users), n, item_bias=st.ib, offset=offset, exclude=exclude
         )
+        return self._show(items), self._show(scores)
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """Save the fitted model to ``path`` (.npz, format version 1); :meth:`load` restores it."""
-        self._check_fitted()
-        arrays = {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
-        if self.user_bias_ is not None:
-            arrays.update(user_bias=self.user_bias_, item_bias=self.item_bias_)
+        """Save the fitted model to ``path`` (.npz, format version 1, NumPy arrays whatever the
+        fitted kind); :meth:`load` restores it. The file is written to a temporary name and
+        renamed over ``path`` when complete: a failed save leaves an existing file intact."""
+        st = self._fitted()
+        arrays = {"user_factors": st.U, "item_factors": st.V}
+        if st.ub is not None:
+            arrays.update(user_bias=st.ub, item_bias=st.ib)
         meta = {
+            "model": "MatrixFactorization",
             "format_version": FORMAT_VERSION,
             "params": self.get_params(),
-            "global_mean": self.global_mean_,
-            "rating_range": list(self.rating_range_),
+            "global_mean": st.mu,
+            "rating_range": list(st.rating_range),
             "history": self.history_,
         }
-        with open(path, "wb") as f:  # a file object: numpy would append ".npz" to a bare name
-            np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+        _io.save_npz(path, meta, arrays)
 
     @classmethod
-    def load(cls, path: str | Path) -> MatrixFactorization:
-        """Load a model written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as z:
-            if "meta" not in z.files:
-                raise ValueError(f"{path} is not a recfast MatrixFactorization file")
-            meta = json.loads(z["meta"].tobytes().decode())
-            if meta.get("format_version") != FORMAT_VERSION:
-                raise ValueError(
-                    f"{path} has format version {meta.get('format_version')}; this "
-                    f"recfast reads version {FORMAT_VERSION}"
-                )
-            arrays = {k: z[k] for k in z.files if k != "meta"}
-        params = meta["params"]
-        params["dtype"] = np.dtype(params["dtype"]).type
-        model = cls(**params)
-        model.user_factors_ = arrays["user_factors"]
-        model.item_factors_ = arrays["item_factors"]
-        model.user_bias_ = arrays.get("user_bias")
-        model.item_bias_ = arrays.get("item_bias")
-        model.global_mean_ = float(meta["global_mean"])
-        model.rating_range_ = tuple(meta["rating_range"])
-        model.history_ = meta["history"]
+    def load(cls, path: str | Path, *, array_kind: str = "numpy") -> MatrixFactorization:
+        """Load a model written by :meth:`save`; ``array_kind`` ("numpy" or "torch") is the kind
+        its fitted attributes are shown in. Every field is checked (shapes, dtypes, finiteness):
+        a foreign, truncated or crafted file raises ``ValueError`` naming the file and field."""
+        target = kinds.kind_named(array_kind)
+        if not target.host:
+            raise ValueError(f"array_kind={array_kind!r}: MatrixFactorization lives on the host")
+        meta, arrays = _io.load_npz(path, "MatrixFactorization", FORMAT_VERSION)
+        params = _io.meta_value(path, meta, "params", (dict,))
+        try:
+            params = dict(params)
+            params["dtype"] = np.dtype(params.get("dtype", "float32")).type
+            model = cls(**params)
+            model._checked_params()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: field 'params' is not valid ({exc})") from None
+        dtype = np.dtype(model.dtype)
+        U = _io.field(path, arrays, "user_factors", (None, None), dtype=dtype)
+        V = _io.field(path, arrays, "item_factors", (None, U.shape[1]), dtype=dtype)
+        if U.shape[1] != model.factors:
+            raise ValueError(
+                f"{path}: field 'user_factors' has {U.shape[1]} factors but params say "
+                f"factors={model.factors}"
+            )
+        ub = _io.field(path, arrays, "user_bias", (U.shape[0],), dtype=dtype, required=False)
+        ib = _io.field(path, arrays, "item_bias", (V.shape[0],), dtype=dtype, required=False)
+        if (ub is None) != (ib is None) or (ub is None) == bool(model.biases):
+            raise ValueError(f"{path}: the bias fields do not match params (biases={model.biases})")
+        mu = float(_io.meta_value(path, meta, "global_mean", (int, float)))
+        rr = _io.meta_value(path, meta, "rating_range", (list,))
+        if len(rr) != 2 or not all(isinstance(v, (int, float)) for v in rr) or rr[0] > rr[1]:
+            raise ValueError(f"{path}: meta field 'rating_range' must be [low, high]")
+        if not np.isfinite(mu):
+            raise ValueError(f"{path}: meta field 'global_mean' is not finite")
+        model._commit(_State(U, V, ub, ib, mu, (float(rr[0]), float(rr[1]))), target)
+        model.history_ = meta.get("history", {})
         return model
+
+
+class _State:
+    """The fitted arrays of a MatrixFactorization (NumPy), built apart and assigned at once."""
+
+    __slots__ = ("U", "V", "ub", "ib", "mu", "rating_range")
+
+    def __init__(self, U, V, ub, ib, mu, rating_range):
+        self.U, self.V, self.ub, self.ib, self.mu = U, V, ub, ib, mu
+        self.rating_range = rating_range
+
+    def copy(self) -> _State:
+        c = [None if a is None else a.copy() for a in (self.U, self.V, self.ub, self.ib)]
+        return _State(*c, self.mu, self.rating_range)
+
+
+def _predict_idx(st: _State, users: np.ndarray, items: np.ndarray, clip: bool) -> np.ndarray:
+    pred = np.einsum("ij,ij->i", st.U[users], st.V[items]) + st.U.dtype.type(st.mu)
+    if st.ub is not None:
+        pred += st.ub[users] + st.ib[items]
+    if clip:
+        np.clip(pred, *st.rating_range, out=pred)
+    return pred
+
+
+def _rmse(st: _State, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> float:
+    if len(values) == 0:
+        return float("nan")
+    err = _predict_idx(st, rows, cols, True).astype(np.float64) - values
+    return float(np.sqrt(np.mean(err * err)))
+
+
+def _ratings_kind(ratings: Any) -> Any:
+    """The array kind of ``ratings`` (scipy.sparse and Ratings: NumPy)."""
+    if isinstance(ratings, tuple) and len(ratings) == 3:
+        return kinds.of(ratings, ("rows", "cols", "values"))
+    return NUMPY

@@ -16,18 +16,26 @@ them from timestamped ratings). Training predicts item ``s[t + 1]`` from ``s[0..
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from recfast import _kinds as kinds
 from recfast import _validate as check
 from recfast.dense import dense, dense_backward
 from recfast.mf import recommend_topk
-from recfast.rnn import rnn_backward, rnn_forward
+from recfast.models import _io
+from recfast.models._kinded import Kinded, host, kinded
+from recfast.rnn import gru_step, rnn_backward, rnn_forward
 
-__all__ = ["GRU4Rec", "MostPopular", "leave_last_out", "recall_at_k"]
+__all__ = ["GRU4Rec", "GRU4RecSession", "MostPopular", "leave_last_out", "recall_at_k"]
+
+_LOSSES = ("sampled", "softmax")
+FORMAT_VERSION = 1
 
 
 # --------------------------------------------------------------------------- helpers
@@ -42,7 +50,7 @@ def _as_sequences(sequences: Any, n_items: int | None = None) -> list[np.ndarray
         )
     out = []
     for k, s in enumerate(sequences):
-        a = np.asarray(s)
+        a = np.asarray(host(s))
         if a.size == 0:
             out.append(np.zeros(0, np.int64))
             continue
@@ -151,7 +159,7 @@ class MostPopular:
 
 
 # --------------------------------------------------------------------------- GRU4Rec
-class GRU4Rec:
+class GRU4Rec(Kinded):
     """A next-item model: item embeddings -> one GRU layer -> full-softmax item scores.
 
     Parameters
@@ -183,6 +191,16 @@ class GRU4Rec:
         Passed to every recfast op (e.g. "numba" or "reference").
     verbose : bool
         Print the mean training loss of every epoch.
+    loss : {"sampled", "softmax"}
+        "sampled" (the default): cross-entropy over the batch's own target items plus
+        ``n_sample`` items drawn with probability proportional to popularity**``sample_alpha``,
+        with the logQ correction (each candidate's logit minus the log of its sampling
+        probability; Hidasi & Karatzoglou 2018, Jean et al. 2015), so a step scores a few hundred
+        items instead of the whole catalogue. "softmax": the full softmax over every item.
+    n_sample : int
+        Extra negatives per batch (shared by all of its positions) for ``loss="sampled"``.
+    sample_alpha : float
+        Popularity exponent of the negative sampling (0: uniform, 1: proportional).
 
     Attributes (after fit)
     ----------------------
@@ -192,7 +210,15 @@ class GRU4Rec:
     output_weights_ : (n_items, H); output_bias_ : (n_items,)
     loss_history_ : list of the mean cross-entropy per epoch
     fit_time_ : seconds spent in fit
+
+    The arrays are in the kind of the training sequences: NumPy, or PyTorch CPU tensors that
+    share memory with the model when the sequences are tensors.
     """
+
+    item_embeddings_ = kinded("item_embeddings", "(n_items, D)")
+    gru_params_ = kinded("gru_params", "dict of W (3H, D), U (3H, H), b_ih, b_hh (3H,)")
+    output_weights_ = kinded("output_weights", "(n_items, H)")
+    output_bias_ = kinded("output_bias", "(n_items,)")
 
     def __init__(
         self,
@@ -209,7 +235,15 @@ class GRU4Rec:
         num_threads: int | None = None,
         backend: str | None = None,
         verbose: bool = False,
+        loss: str = "sampled",
+        n_sample: int = 512,
+        sample_alpha: float = 0.75,
     ) -> None:
+        if loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}")
+        self.loss = loss
+        self.n_sample = check.positive_int("n_sample", n_sample)
+        self.sample_alpha = check.scalar("sample_alpha", sample_alpha, low=0.0, high=2.0)
         self.hidden = check.positive_int("hidden", hidden)
         self.embedding = check.positive_int("embedding", embedding)
         self.epochs = check.positive_int("epochs", epochs)
@@ -252,9 +286,9 @@ class GRU4Rec:
         self.output_bias_ = (logp - logp.mean()).astype(dt)
 
     def _param_list(self) -> list[np.ndarray]:
-        p = self.gru_params_
-        return [self.item_embeddings_, p["W"], p["U"], p["b_ih"], p["b_hh"],
-                self.output_weights_, self.output_bias_]  # fmt: skip
+        p = self._host("gru_params")
+        return [self._host("item_embeddings"), p["W"], p["U"], p["b_ih"], p["b_hh"],
+                self._host("output_weights"), self._host("output_bias")]  # fmt: skip
 
     def _ops(self) -> dict[str, Any]:
         return {"num_threads": self.num_threads, "backend": self.backend}
@@ -271,13 +305,15 @@ class GRU4Rec:
 
     def _encode(self, seqs: Sequence[np.ndarray], cache: bool):
         idx, lens = self._batch(seqs)
-        xs = self.item_embeddings_[idx]  # (T, N, D)
+        xs = self._host("item_embeddings")[idx]  # (T, N, D)
         h0 = np.zeros((len(seqs), self.hidden), self.dtype)
-        res = rnn_forward(xs, h0, self.gru_params_, cell="gru", lengths=lens,
+        res = rnn_forward(xs, h0, self._host("gru_params"), cell="gru", lengths=lens,
                           return_sequences=cache, return_cache=cache, **self._ops())  # fmt: skip
         return idx, lens, res
 
-    def _loss_and_grads(self, seqs: Sequence[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+    def _loss_and_grads(
+        self, seqs: Sequence[np.ndarray], rng: np.random.Generator | None = None
+    ) -> tuple[float, list[np.ndarray]]:
         inputs = [s[:-1] for s in seqs]
         idx, lens, res = self._encode(inputs, cache=True)
         T = idx.shape[0]
@@ -285,31 +321,72 @@ class GRU4Rec:
         targets = np.zeros_like(idx)
         for n, s in enumerate(seqs):
             targets[: len(s) - 1, n] = s[1:]
-        tgt = targets[mask]
-        hv = np.ascontiguousarray(res.outputs[mask])  # (M, H)
-        logits = dense(hv, self.output_weights_, self.output_bias_, **self._ops())  # (M, n_items)
-        M = hv.shape[0]
-        # softmax cross-entropy, in place on the logits
-        rows = np.arange(M)
-        logits -= logits.max(axis=1, keepdims=True)
-        picked = logits[rows, tgt]  # the targets' shifted logits (a copy)
+        V, c = self._host("output_weights"), self._host("output_bias")
+        g_V, g_c = np.zeros_like(V), np.zeros_like(c)
+        if self.loss == "sampled":
+            # Session-parallel sampled softmax: the positions of time step t score the targets of
+            # step t (the other sequences' next items are its in-batch negatives) plus n_sample
+            # popularity-sampled items shared by the batch, each logit minus the log of its
+            # sampling probability (logQ correction). One block of |candidates| per step instead
+            # of the whole catalogue per position.
+            assert rng is not None
+            extra = rng.choice(V.shape[0], size=self.n_sample, p=self._sample_p)
+            g_out = np.zeros_like(res.outputs)
+            total, M = 0.0, int(mask.sum())
+            for t in range(T):
+                rows_t = np.flatnonzero(mask[t])
+                if rows_t.size == 0:
+                    continue
+                cand = np.unique(np.concatenate([targets[t, rows_t], extra]))
+                hv = np.ascontiguousarray(res.outputs[t, rows_t])
+                loss_t, g_h, g_Vc, g_cc = self._softmax_xent(
+                    hv, np.ascontiguousarray(V[cand]), (c[cand] - self._log_q[cand]).astype(c.dtype),
+                    np.searchsorted(cand, targets[t, rows_t]), M,
+                )  # fmt: skip
+                total += loss_t
+                g_V[cand] += g_Vc
+                g_c[cand] += g_cc
+                g_out[t, rows_t] = g_h
+            loss = total / M
+        else:
+            hv = np.ascontiguousarray(res.outputs[mask])  # (M, H)
+            M = hv.shape[0]
+            loss, g_h, g_V, g_c = self._softmax_xent(hv, V, c, targets[mask], M)
+            loss /= M
+            g_out = np.zeros_like(res.outputs)
+            g_out[mask] = g_h
+        g = rnn_backward(g_out, None, res.cache, self._host("gru_params"), **self._ops())
+        # The embedding gradient: a scatter-add of each step's input gradient to its item, as
+        # one sparse (n_items x M) product (np.add.at is ~10x slower here).
+        import scipy.sparse as sp
+
+        E = self._host("item_embeddings")
+        items = idx[mask]
+        onehot = sp.csr_matrix(
+            (np.ones(items.size, E.dtype), (items, np.arange(items.size))),
+            shape=(E.shape[0], items.size),
+        )
+        g_E = np.asarray(onehot @ g["xs"][mask], dtype=E.dtype)
+        return loss, [g_E, g["W"], g["U"], g["b_ih"], g["b_hh"], g_V, g_c]
+
+    def _softmax_xent(self, hv, V, c, tgt, M):
+        """Softmax cross-entropy of the rows of ``hv V^T + c`` against ``tgt``: (summed loss,
+        dL/dhv, dL/dV, dL/dc), the loss averaged over ``M`` positions in the gradients."""
+        logits = dense(hv, V, c, **self._ops())
+        rows = np.arange(hv.shape[0])
+        logits -= logits.max(axis=1, keepdims=True)  # in place: the logits become the gradient
+        picked = logits[rows, tgt]
         np.exp(logits, out=logits)
         z = logits.sum(axis=1, keepdims=True)
-        loss = float(np.mean(np.log(z[:, 0], dtype=np.float64) - picked))
+        loss = float(np.sum(np.log(z[:, 0], dtype=np.float64) - picked))
         logits /= z
         logits[rows, tgt] -= 1
         logits /= M
         # The bias gradient is a column sum; asking dense_backward for it would copy the
-        # (M, n_items) gradient once more on the cpu backend.
+        # gradient once more on the cpu backend.
         g_c = logits.sum(axis=0)
-        g_h, g_V, _ = dense_backward(logits, hv, self.output_weights_, needs=("x", "W"),
-                                     **self._ops())  # fmt: skip
-        g_out = np.zeros_like(res.outputs)
-        g_out[mask] = g_h
-        g = rnn_backward(g_out, None, res.cache, self.gru_params_, **self._ops())
-        g_E = np.zeros_like(self.item_embeddings_)
-        np.add.at(g_E, idx[mask], g["xs"][mask])
-        return loss, [g_E, g["W"], g["U"], g["b_ih"], g["b_hh"], g_V, g_c]
+        g_h, g_V, _ = dense_backward(logits, hv, V, needs=("x", "W"), **self._ops())
+        return loss, g_h, g_V, g_c
 
     # -- public API -----------------------------------------------------------------------------
     def fit(self, sequences: Any, n_items: int | None = None) -> GRU4Rec:
@@ -327,6 +404,9 @@ class GRU4Rec:
         self
         """
         t0 = time.perf_counter()
+        kind = kinds.of(tuple(sequences), ()) if isinstance(sequences, (list, tuple)) else None
+        if kind is not None and not kind.host:
+            raise TypeError(f"GRU4Rec trains on the host; got {kind.name} sequences")
         seqs = _as_sequences(sequences, n_items)
         flat = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
         n = int(n_items) if n_items is not None else int(flat.max(initial=-1)) + 1
@@ -335,22 +415,42 @@ class GRU4Rec:
         train = [s[-(self.max_len + 1) :] for s in seqs if len(s) >= 2]
         if not train:
             raise ValueError("fit needs at least one sequence with two or more items")
+        with self._transaction():  # a fit that raises leaves the model as it was
+            self._fit(train, flat, n, t0)
+            self._kind = kind if kind is not None else kinds.NUMPY
+        return self
+
+    def _fit(self, train: list[np.ndarray], flat: np.ndarray, n: int, t0: float) -> None:
         rng = np.random.default_rng(self.random_state)
-        self._init_params(n, np.bincount(flat, minlength=n).astype(np.float64), rng)
+        counts = np.bincount(flat, minlength=n).astype(np.float64)
+        self._init_params(n, counts, rng)
+        q = (counts + 1.0) ** self.sample_alpha
+        self._sample_p = q / q.sum()
+        self._log_q = np.log(self._sample_p)
         params = self._param_list()
         m1 = [np.zeros_like(p) for p in params]
         m2 = [np.zeros_like(p) for p in params]
         b1, b2, eps, lr = 0.9, 0.999, 1e-8, self.learning_rate
         step = 0
+        baseline = None
         self.loss_history_ = []
         for epoch in range(self.epochs):
             order = rng.permutation(len(train))
             losses = []
             for lo in range(0, len(train), self.batch_size):
                 batch = [train[k] for k in order[lo : lo + self.batch_size]]
-                loss, grads = self._loss_and_grads(batch)
-                if not np.isfinite(loss):
-                    raise FloatingPointError(f"GRU4Rec diverged in epoch {epoch + 1}")
+                with np.errstate(all="ignore"):  # divergence is reported below, not warned
+                    loss, grads = self._loss_and_grads(batch, rng)
+                if baseline is None:
+                    baseline = max(float(loss), float(np.log(n)), 1.0)
+                # Diverged: a loss that is not finite, or far above that of the untrained model
+                # (cross-entropy over n items starts near log n; a saturated network can keep
+                # its loss finite while the weights run away, and backends saturate differently).
+                if not np.isfinite(loss) or loss > 100 * baseline:
+                    raise FloatingPointError(
+                        f"GRU4Rec diverged in epoch {epoch + 1}: the loss is {loss:.3g}, against "
+                        f"{baseline:.3g} at the start (lower learning_rate)"
+                    )
                 losses.append(loss)
                 step += 1
                 c1, c2 = 1 - b1**step, 1 - b2**step
@@ -362,16 +462,25 @@ class GRU4Rec:
                     v *= b2
                     v += (1 - b2) * g * g
                     p -= (lr / c1) * a / (np.sqrt(v / c2) + eps)
+            # The same check on every backend: a kernel that saturates (tanh, sigmoid) can keep
+            # the loss finite while the weights are already inf/NaN.
+            if not all(np.isfinite(p.sum()) for p in params):
+                raise FloatingPointError(
+                    f"GRU4Rec diverged in epoch {epoch + 1}: the weights hold inf/NaN "
+                    "(lower learning_rate)"
+                )
             self.loss_history_.append(float(np.mean(losses)))
             if self.verbose:
                 print(f"epoch {epoch + 1}: loss {self.loss_history_[-1]:.4f}")
         self.n_items_ = n
         self.fit_time_ = time.perf_counter() - t0
-        return self
 
-    def encode(self, prefixes: Any, batch_size: int = 1024) -> np.ndarray:
+    def encode(self, prefixes: Any, batch_size: int = 1024) -> Any:
         """(m, H) GRU state after the ``max_len`` most recent items of each prefix (zeros for an
-        empty prefix)."""
+        empty prefix), in the fitted kind."""
+        return self._show(self._encode_prefixes(prefixes, batch_size))
+
+    def _encode_prefixes(self, prefixes: Any, batch_size: int = 1024) -> np.ndarray:
         _check_fitted(self)
         seqs = [s[-self.max_len :] if len(s) else s for s in _as_sequences(prefixes, self.n_items_)]
         out = np.zeros((len(seqs), self.hidden), self.dtype)
@@ -380,10 +489,11 @@ class GRU4Rec:
             out[lo : lo + batch_size] = res.h_last
         return out
 
-    def score(self, prefixes: Any) -> np.ndarray:
+    def score(self, prefixes: Any) -> Any:
         """(m, n_items) next-item scores ``h V^T + c`` (logits of the softmax) for each prefix."""
-        h = self.encode(prefixes)
-        return dense(h, self.output_weights_, self.output_bias_, **self._ops())
+        h = self._encode_prefixes(prefixes)
+        V, c = self._host("output_weights"), self._host("output_bias")
+        return self._show(dense(h, V, c, **self._ops()))
 
     def recommend(
         self, prefixes: Any, n: int = 10, *, exclude_seen: bool = True
@@ -404,8 +514,120 @@ class GRU4Rec:
         _check_fitted(self)
         assert self.n_items_ is not None
         seqs = _as_sequences(prefixes, self.n_items_)
-        h = self.encode(seqs)
-        return recommend_topk(
-            h, self.output_weights_, np.arange(len(seqs)), n, item_bias=self.output_bias_,
+        h = self._encode_prefixes(seqs)
+        items, scores = recommend_topk(
+            h, self._host("output_weights"), np.arange(len(seqs)), n,
+            item_bias=self._host("output_bias"),
             exclude=_seen_matrix(seqs, self.n_items_) if exclude_seen else None,
         )  # fmt: skip
+        return self._show(items), self._show(scores)
+
+    # -- serving and persistence --------------------------------------------------------------
+    def session(self, n: int = 20, *, exclude_seen: bool = True) -> GRU4RecSession:
+        """A real-time serving helper: it keeps each user's GRU state and, for each new event,
+        advances it by one :func:`recfast.gru_step` and returns the next top-``n`` items."""
+        _check_fitted(self)
+        return GRU4RecSession(self, n, exclude_seen)
+
+    def save(self, path: str | Path) -> None:
+        """Save the fitted model to ``path`` (.npz, format version 1, NumPy arrays whatever the
+        fitted kind; written atomically); :meth:`load` restores it."""
+        _check_fitted(self)
+        p = self._host("gru_params")
+        arrays = {"item_embeddings": self._host("item_embeddings"), "W": p["W"], "U": p["U"],
+                  "b_ih": p["b_ih"], "b_hh": p["b_hh"],
+                  "output_weights": self._host("output_weights"),
+                  "output_bias": self._host("output_bias")}  # fmt: skip
+        params = {k: getattr(self, k) for k in _GRU4REC_PARAMS}
+        params["dtype"] = self.dtype.name
+        params["random_state"] = (
+            self.random_state if isinstance(self.random_state, (int, type(None))) else None
+        )
+        meta = {"model": "GRU4Rec", "format_version": FORMAT_VERSION, "params": params,
+                "n_items": self.n_items_, "loss_history": self.loss_history_}  # fmt: skip
+        _io.save_npz(path, meta, arrays)
+
+    @classmethod
+    def load(cls, path: str | Path, *, array_kind: str = "numpy") -> GRU4Rec:
+        """Load a model written by :meth:`save` (every field checked; ``ValueError`` naming the
+        file and field otherwise); ``array_kind`` is the kind its attributes are shown in."""
+        target = kinds.kind_named(array_kind)
+        if not target.host:
+            raise ValueError(f"array_kind={array_kind!r}: GRU4Rec lives on the host")
+        meta, arrays = _io.load_npz(path, "GRU4Rec", FORMAT_VERSION)
+        params = _io.meta_value(path, meta, "params", (dict,))
+        try:
+            model = cls(**params)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: field 'params' is not valid ({exc})") from None
+        n = _io.meta_value(path, meta, "n_items", (int,))
+        D, H, dt = model.embedding, model.hidden, model.dtype
+        f = functools.partial(_io.field, path, arrays, dtype=dt)
+        model.item_embeddings_ = f("item_embeddings", (n, D))
+        model.gru_params_ = {"W": f("W", (3 * H, D)), "U": f("U", (3 * H, H)),
+                             "b_ih": f("b_ih", (3 * H,)), "b_hh": f("b_hh", (3 * H,))}  # fmt: skip
+        model.output_weights_ = f("output_weights", (n, H))
+        model.output_bias_ = f("output_bias", (n,))
+        model.n_items_ = n
+        model.loss_history_ = list(meta.get("loss_history", []))
+        model._kind = target
+        return model
+
+
+_GRU4REC_PARAMS = ("hidden", "embedding", "epochs", "learning_rate", "batch_size", "max_len",
+                   "l2", "init_std", "loss", "n_sample", "sample_alpha")  # fmt: skip
+
+
+class GRU4RecSession:
+    """Per-user GRU states for real-time next-item recommendation (see :meth:`GRU4Rec.session`).
+
+    ``add(user, item)`` folds one event into the user's state with one GRU step (a user seen for
+    the first time starts from zeros) and returns ``(items (n,), scores (n,))`` for that user,
+    best first; items the user has interacted with are left out when ``exclude_seen``. An item
+    outside the fitted catalogue raises ``ValueError`` and leaves the user's state unchanged.
+    ``reset(user)`` forgets a user. Users are any hashable keys.
+    """
+
+    def __init__(self, model: GRU4Rec, n: int, exclude_seen: bool) -> None:
+        self.model = model
+        self.n = check.positive_int("n", n)
+        self.exclude_seen = bool(exclude_seen)
+        self._h: dict[Any, np.ndarray] = {}
+        self._seen: dict[Any, set[int]] = {}
+        p = model._host("gru_params")
+        self._p = (p["W"], p["U"], p["b_ih"], p["b_hh"])
+        self._E = model._host("item_embeddings")
+        self._V, self._c = model._host("output_weights"), model._host("output_bias")
+
+    def add(self, user: Any, item: int) -> tuple[Any, Any]:
+        n_items = self._E.shape[0]
+        if isinstance(item, bool) or not isinstance(item, (int, np.integer)):
+            raise TypeError(f"item must be an int item index, got {type(item).__name__}")
+        if not 0 <= int(item) < n_items:
+            raise ValueError(f"item {item} is outside the fitted catalogue [0, {n_items})")
+        m = self.model
+        h = self._h.get(user)
+        if h is None:
+            h = np.zeros(m.hidden, m.dtype)
+        W, U, b_ih, b_hh = self._p
+        h = gru_step(self._E[int(item)], h, W, U, b_ih, b_hh, num_threads=1, backend=m.backend)
+        self._h[user] = h
+        seen = self._seen.setdefault(user, set())
+        seen.add(int(item))
+        scores = dense(h, self._V, self._c, num_threads=1, backend=m.backend)  # (n_items,)
+        if self.exclude_seen:
+            scores[list(seen)] = -np.inf
+        k = min(self.n, n_items)
+        top = np.argpartition(-scores, k - 1)[:k] if k < n_items else np.arange(n_items)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[np.isfinite(scores[top])]
+        return m._show(top.astype(np.int64)), m._show(scores[top])
+
+    def state(self, user: Any) -> Any:
+        """The user's current GRU state (H,), or None for an unknown user."""
+        h = self._h.get(user)
+        return None if h is None else self.model._show(h)
+
+    def reset(self, user: Any) -> None:
+        self._h.pop(user, None)
+        self._seen.pop(user, None)

@@ -8,7 +8,19 @@
 
 namespace recfast {
 
-enum class Act : int { identity = 0, relu = 1, sigmoid = 2, tanh = 3 };
+// The codes Python passes (recfast/_codes.py's ACTIVATION_CODES; tests/test_codes.py compares
+// them with recfast._cpu.codes(), which reads kActNames). `count` ends the valid range.
+enum class Act : int { identity = 0, relu = 1, sigmoid = 2, tanh = 3, count };
+
+struct ActName {
+  const char* name;
+  Act code;
+};
+inline constexpr ActName kActNames[] = {{"identity", Act::identity},
+                                        {"relu", Act::relu},
+                                        {"sigmoid", Act::sigmoid},
+                                        {"tanh", Act::tanh}};
+static_assert(names_every_code<Act>(kActNames), "kActNames lists every activation, in order");
 
 template <typename T>
 RECFAST_HD RECFAST_INLINE T act_forward(Act a, T x) {
@@ -39,7 +51,12 @@ RECFAST_HD RECFAST_INLINE T act_grad_from_output(Act a, T y) {
   }
 }
 
-// y (n, h) row-major: y = f(y + b) in place; b may be null.
+// The one bias + activation epilogue of dense and conv, on the calling thread: y (n, h) row-major,
+// y = f(y + b) in place; b may be null. One loop per activation, so that each vectorizes.
+void bias_activation_rows(float* y, const float* b, int64_t n, int64_t h, Act a);
+void bias_activation_rows(double* y, const double* b, int64_t n, int64_t h, Act a);
+
+// The same over n rows on up to num_threads threads (one below a size threshold).
 void bias_activation(float* y, const float* b, int64_t n, int64_t h, Act a, int num_threads);
 void bias_activation(double* y, const double* b, int64_t n, int64_t h, Act a, int num_threads);
 

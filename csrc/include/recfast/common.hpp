@@ -1,6 +1,7 @@
 // Shared C++ plumbing: error checks and the host/device qualifier. No Python types here.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -24,3 +25,16 @@
   do {                                                                          \
     if (!(cond)) throw std::invalid_argument(std::string("recfast: ") + (msg)); \
   } while (0)
+
+namespace recfast {
+
+// True when a name table {name, code} lists every code of enum E in order, 0 .. E::count - 1.
+template <typename E, typename Entry, size_t K>
+constexpr bool names_every_code(const Entry (&table)[K]) {
+  if (K != static_cast<size_t>(E::count)) return false;
+  for (size_t i = 0; i < K; ++i)
+    if (static_cast<size_t>(table[i].code) != i) return false;
+  return true;
+}
+
+}  // namespace recfast

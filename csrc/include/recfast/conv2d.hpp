@@ -55,10 +55,11 @@ void max_pool2d_forward(const float* x, float* out, int64_t* idx, const Pool2dSh
                         int num_threads);
 void max_pool2d_forward(const double* x, double* out, int64_t* idx, const Pool2dShape& s,
                         int num_threads);
-// grad_x (n, h, w, c) = scatter-add of g (n, oh, ow, c) to idx; idx entries must lie in [0, h*w).
-void max_pool2d_backward(const float* g, const int64_t* idx, float* grad_x, const Pool2dShape& s,
-                         int num_threads);
-void max_pool2d_backward(const double* g, const int64_t* idx, double* grad_x, const Pool2dShape& s,
-                         int num_threads);
+// grad_x (n, h, w, c) = scatter-add of g (n, oh, ow, c) to idx. Returns how many idx entries lay
+// outside [0, h*w) (checked as read, skipped); the caller reports them.
+int64_t max_pool2d_backward(const float* g, const int64_t* idx, float* grad_x, const Pool2dShape& s,
+                            int num_threads);
+int64_t max_pool2d_backward(const double* g, const int64_t* idx, double* grad_x,
+                            const Pool2dShape& s, int num_threads);
 
 }  // namespace recfast

@@ -4,11 +4,22 @@
 #pragma once
 
 #include "recfast/activation.hpp"
+#include "recfast/common.hpp"
 #include "recfast/fastmath.hpp"
 
 namespace recfast {
 
-enum class Cell : int { rnn = 0, gru = 1, lstm = 2 };
+// The codes Python passes (recfast/_codes.py's CELL_CODES; recfast._cpu.codes() reads kCellNames).
+// `count` ends the valid range.
+enum class Cell : int { rnn = 0, gru = 1, lstm = 2, count };
+
+struct CellName {
+  const char* name;
+  Cell code;
+};
+inline constexpr CellName kCellNames[] = {
+    {"rnn", Cell::rnn}, {"gru", Cell::gru}, {"lstm", Cell::lstm}};
+static_assert(names_every_code<Cell>(kCellNames), "kCellNames lists every cell, in order");
 
 // Rows of W / U per hidden unit.
 RECFAST_HD RECFAST_INLINE int gate_count(Cell c) {

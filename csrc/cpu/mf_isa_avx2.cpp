@@ -1,0 +1,12 @@
+// SGD-MF kernels compiled for avx2; mf_cpu.cpp picks a copy at run time, so the module
+// still loads and runs on a CPU without it.
+#include <algorithm>
+#include <vector>
+
+#include "recfast/mf.hpp"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define RECFAST_ISA avx2
+#pragma GCC target("avx2,fma")
+#include "mf_kernel.inc"
+#endif

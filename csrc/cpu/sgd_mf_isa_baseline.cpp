@@ -1,9 +1,0 @@
-// SGD-MF kernels for the compiler's default target (x86-64 SSE2, or -march=native under
-// RECFAST_NATIVE=1); the fallback when the CPU has no AVX2.
-#include <algorithm>
-#include <vector>
-
-#include "recfast/sgd_mf.hpp"
-
-#define RECFAST_ISA baseline
-#include "sgd_mf_kernel.inc"

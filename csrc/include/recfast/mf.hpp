@@ -1,0 +1,144 @@
+// Sparse SGD matrix factorization: argument structs, the per-rating update, and kernel entry
+// points.
+//
+// Model: r_ui ~ mu + b_u + b_i + <p_u, q_i>. One update on rating (u, i, r) with error e = r -
+// pred:
+//   plain:    x += lr * (e * grad_partner - reg * x)          for p_u, q_i (and biases with
+//   bias_reg) adagrad:  LIBMF's row-wise AdaGrad: each user and item row keeps one accumulator G of
+//   the mean
+//             squared gradient over its coordinates; the row's step is lr / sqrt(G) (G starts at
+//             1).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "recfast/common.hpp"
+
+namespace recfast {
+
+template <typename T, typename I>
+struct SgdMfArgs {
+  const I* rows = nullptr;  // (nnz,) user index of each rating
+  const I* cols = nullptr;  // (nnz,) item index
+  const T* values = nullptr;
+  int64_t nnz = 0;
+  const int64_t* order = nullptr;  // optional (n_order,): process ratings order[0], order[1], ...
+  int64_t n_order = 0;
+  const int64_t* block_ptr = nullptr;  // optional (nb*nb+1,): ratings laid out stratum-major
+  int64_t n_blocks = 0;  // nb: the grid is nb x nb, stratum s holds blocks s*nb..s*nb+nb-1
+  T* U = nullptr;        // (n_users, k) row-major
+  T* V = nullptr;        // (n_items, k)
+  int64_t k = 0;
+  // The kernel checks every index as it reads it against these (the caller's check may be stale:
+  // another thread can rewrite the index arrays during the call); ratings with an index out of
+  // range (or an order entry outside [0, nnz)) are skipped and counted in *skipped.
+  int64_t n_users = 0, n_items = 0;
+  int64_t* skipped = nullptr;  // optional out: ratings skipped
+  T* user_bias = nullptr;      // optional (n_users,)
+  T* item_bias = nullptr;      // optional (n_items,)
+  T* user_accum = nullptr;     // optional (n_users,): AdaGrad accumulators; both or neither
+  T* item_accum = nullptr;
+};
+
+struct SgdMfParams {
+  double learning_rate = 0.01;
+  double regularization = 0.0;
+  double bias_regularization = 0.0;
+  double global_mean = 0.0;
+  int num_threads = 1;
+};
+
+// The update for one rating. Returns the squared error before the update.
+// p, q: the user's and item's factor rows; bu, bi, gu, gi may be null (no biases / no AdaGrad).
+template <typename T>
+RECFAST_HD RECFAST_INLINE T sgd_mf_update(T* __restrict p, T* __restrict q, int64_t k, T r, T mu,
+                                          T* bu, T* bi, T* gu, T* gi, T lr, T reg, T breg) {
+  T dot = T(0);
+#pragma omp simd reduction(+ : dot)
+  for (int64_t f = 0; f < k; ++f) dot += p[f] * q[f];
+  T pred = mu + dot;
+  if (bu) pred += *bu + *bi;
+  const T e = r - pred;
+  if (!gu) {
+    if (bu) {
+      *bu += lr * (e - breg * *bu);
+      *bi += lr * (e - breg * *bi);
+    }
+#pragma omp simd
+    for (int64_t f = 0; f < k; ++f) {
+      const T pf = p[f], qf = q[f];
+      p[f] = pf + lr * (e * qf - reg * pf);
+      q[f] = qf + lr * (e * pf - reg * qf);
+    }
+    return e * e;
+  }
+  const T lru = lr / std::sqrt(*gu), lri = lr / std::sqrt(*gi);
+  T su = T(0), si = T(0);
+  if (bu) {
+    const T gbu = breg * *bu - e, gbi = breg * *bi - e;
+    *bu -= lru * gbu;
+    *bi -= lri * gbi;
+    su = gbu * gbu;
+    si = gbi * gbi;
+  }
+#pragma omp simd reduction(+ : su, si)
+  for (int64_t f = 0; f < k; ++f) {
+    const T pf = p[f], qf = q[f];
+    const T gp = reg * pf - e * qf, gq = reg * qf - e * pf;
+    p[f] = pf - lru * gp;
+    q[f] = qf - lri * gq;
+    su += gp * gp;
+    si += gq * gq;
+  }
+  const int64_t coords = k + (bu ? 1 : 0);
+  if (coords > 0) {  // k == 0 without biases: nothing was updated, nothing to accumulate
+    *gu += su / T(coords);
+    *gi += si / T(coords);
+  }
+  return e * e;
+}
+
+// One epoch over the ratings; returns the sum of squared errors (each taken before its update).
+// Without block_ptr: ratings in `order` (or storage order), Hogwild across threads (each thread a
+// contiguous slice). With block_ptr: FPSGD strata, deterministic for any thread count.
+double sgd_mf_epoch(const SgdMfArgs<float, int32_t>& a, const SgdMfParams& p);
+double sgd_mf_epoch(const SgdMfArgs<float, int64_t>& a, const SgdMfParams& p);
+double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p);
+double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p);
+
+// splitmix64: the layout's shuffle RNG (tiny, and easy to reproduce in the NumPy reference).
+RECFAST_HD inline uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Lays ratings out for the blocked schedule. User block ub = u * nb / n_users, item block
+// ib = i * nb / n_items, stratum s = (ib - ub) mod nb, block id = s * nb + ub. Output is sorted
+// by block id, then by user; one user's ratings inside a block keep their input order, or are
+// shuffled (Fisher-Yates driven by splitmix64 seeded with seed + block id) when shuffle is set.
+// Writes rows_out/cols_out/values_out (nnz,) and block_ptr (nb*nb+1,).
+template <typename T, typename I>
+struct LayoutArgs {
+  const I* rows;
+  const I* cols;
+  const T* values;
+  int64_t nnz, n_users, n_items, nb;
+  bool shuffle;
+  uint64_t seed;
+  I* rows_out;
+  I* cols_out;
+  T* values_out;
+  int64_t* block_ptr;
+  int num_threads;
+};
+// Returns the number of indices found outside [0, n_users) / [0, n_items) (the layout works on a
+// private copy of rows and cols, checked once); when it is not 0 the outputs are unspecified.
+int64_t mf_block_layout(const LayoutArgs<float, int32_t>& a);
+int64_t mf_block_layout(const LayoutArgs<float, int64_t>& a);
+int64_t mf_block_layout(const LayoutArgs<double, int32_t>& a);
+int64_t mf_block_layout(const LayoutArgs<double, int64_t>& a);
+
+}  // namespace recfast
