@@ -34,6 +34,7 @@ from recfast import _validate as check
 from recfast.dense import dense, dense_backward
 from recfast.mf import recommend_topk
 from recfast.models import _io
+from recfast.models._adam import Adam
 from recfast.models._kinded import Kinded, host, kinded
 from recfast.models.mf import as_triplet
 
@@ -203,13 +204,11 @@ class AutoRec(Kinded):
         V = (rng.standard_normal((n_cols, H)) * std).astype(dt)
         c = np.full(n_cols, self.global_mean_, dt)
         params = [W, b, V, c]
-        m1 = [np.zeros_like(a) for a in params]
-        m2 = [np.zeros_like(a) for a in params]
-        b1, b2, eps = 0.9, 0.999, 1e-8
+        adam = Adam(params, p["lr"])
         ops = {"num_threads": self.num_threads, "backend": self.backend}
         history: dict[str, Any] = {"loss": [], "train_rmse": [], "val_rmse": [], "seconds": []}
         best: tuple[float, int, list[np.ndarray] | None] = (math.inf, -1, None)
-        step, lr, l2 = 0, p["lr"], p["l2"]
+        l2 = p["l2"]
         bar = None
         if self.show_progress:
             from tqdm.auto import tqdm
@@ -238,14 +237,7 @@ class AutoRec(Kinded):
                     share = len(idx) / n_rows  # this batch's share of the epoch's L2 term
                     gW += (l2 * share) * W
                     gV += (l2 * share) * V
-                    step += 1
-                    scale = lr * math.sqrt(1 - b2**step) / (1 - b1**step)
-                    for a, g, mm, vv in zip(params, (gW, gb, gV, gc), m1, m2):
-                        mm *= b1
-                        mm += (1 - b1) * g
-                        vv *= b2
-                        vv += (1 - b2) * g * g
-                        a -= scale * mm / (np.sqrt(vv) + eps)
+                    adam.step((gW, gb, gV, gc))
                 nnz = R.nnz
                 obj = 0.5 * sse + 0.5 * l2 * (float(np.sum(W * W)) + float(np.sum(V * V)))
                 if not np.isfinite(obj) or not all(np.isfinite(a.sum()) for a in params):
