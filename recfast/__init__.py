@@ -30,6 +30,7 @@ from recfast.dense import dense, dense_backward
 from recfast.mf import DivergenceError, mf_block_layout, sgd_mf_epoch
 from recfast.models.autorec import AutoRec
 from recfast.models.mf import MatrixFactorization
+from recfast.models.multdae import MultDAE
 from recfast.models.sequence import GRU4Rec
 from recfast.rnn import gru_step, lstm_step, rnn_backward, rnn_forward, rnn_output, rnn_step
 
@@ -40,6 +41,7 @@ __all__ = [
     "DivergenceError",
     "GRU4Rec",
     "MatrixFactorization",
+    "MultDAE",
     "backends",
     "conv2d",
     "conv2d_backward",

@@ -3,6 +3,7 @@
 from recfast.models.autorec import AutoRec
 from recfast.models.cnn import ConvNet
 from recfast.models.mf import MatrixFactorization
+from recfast.models.multdae import MultDAE
 from recfast.models.sequence import GRU4Rec, MostPopular
 
-__all__ = ["AutoRec", "ConvNet", "GRU4Rec", "MatrixFactorization", "MostPopular"]
+__all__ = ["AutoRec", "ConvNet", "GRU4Rec", "MatrixFactorization", "MostPopular", "MultDAE"]
