@@ -222,8 +222,10 @@ class AutoRec(Kinded):
                 for lo in range(0, n_rows, p["batch"]):
                     idx = order[lo : lo + p["batch"]]
                     sub = R[idx]
-                    X = sub.toarray()
-                    Hh = dense(X, W, b, activation="sigmoid", **ops)
+                    # The encoder multiplies the sparse rows (a row holds a few percent of the
+                    # entries: nnz * hidden instead of rows * n_cols * hidden); the decoder,
+                    # dense both ways, runs on recfast's dense kernels.
+                    Hh = _sigmoid(np.asarray(sub @ W.T) + b)
                     Y = dense(Hh, V, c, **ops)
                     # Error on the observed entries only (a zero of X is "unobserved").
                     E = np.zeros_like(Y)
@@ -232,8 +234,9 @@ class AutoRec(Kinded):
                     E[ri, sub.indices] = err
                     sse += float(err @ err)
                     gH, gV, gc = dense_backward(E, Hh, V, **ops)
-                    _, gW, gb = dense_backward(gH, X, W, output=Hh, activation="sigmoid",
-                                               needs=("W", "b"), **ops)  # fmt: skip
+                    gpre = gH * Hh * (1 - Hh)
+                    gW = np.asarray(sub.T @ gpre).T
+                    gb = gpre.sum(axis=0)
                     share = len(idx) / n_rows  # this batch's share of the epoch's L2 term
                     gW += (l2 * share) * W
                     gV += (l2 * share) * V
@@ -289,12 +292,10 @@ class AutoRec(Kinded):
     def _row_codes(self) -> np.ndarray:
         """h of every row (n_rows, hidden), computed once per fitted model."""
         if getattr(self, "_codes", None) is None:
-            ops = {"num_threads": self.num_threads, "backend": self.backend}
             W, b = self._host("W"), self._host("b")
             codes = np.empty((self._R.shape[0], W.shape[0]), W.dtype)
             for lo in range(0, self._R.shape[0], 1024):
-                X = self._R[lo : lo + 1024].toarray()
-                codes[lo : lo + 1024] = dense(X, W, b, activation="sigmoid", **ops)
+                codes[lo : lo + 1024] = _sigmoid(np.asarray(self._R[lo : lo + 1024] @ W.T) + b)
             self._codes = codes
         return self._codes
 
@@ -435,3 +436,13 @@ class AutoRec(Kinded):
         model.history_ = meta.get("history", {})
         model._kind = target
         return model
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) in place, without overflow warnings for large negative x."""
+    with np.errstate(over="ignore"):
+        np.negative(x, out=x)
+        np.exp(x, out=x)
+    x += 1
+    np.reciprocal(x, out=x)
+    return x
