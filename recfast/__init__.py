@@ -29,6 +29,7 @@ from recfast.conv2d import (
 from recfast.dense import dense, dense_backward
 from recfast.mf import DivergenceError, mf_block_layout, sgd_mf_epoch
 from recfast.models.autorec import AutoRec
+from recfast.models.hybrid import ItemFeatureMap, TextCNN
 from recfast.models.mf import MatrixFactorization
 from recfast.models.multdae import MultDAE
 from recfast.models.sequence import GRU4Rec
@@ -40,8 +41,10 @@ __all__ = [
     "BackendUnavailableError",
     "DivergenceError",
     "GRU4Rec",
+    "ItemFeatureMap",
     "MatrixFactorization",
     "MultDAE",
+    "TextCNN",
     "backends",
     "conv2d",
     "conv2d_backward",
