@@ -322,32 +322,10 @@ class GRU4Rec(Kinded):
         for n, s in enumerate(seqs):
             targets[: len(s) - 1, n] = s[1:]
         V, c = self._host("output_weights"), self._host("output_bias")
-        g_V, g_c = np.zeros_like(V), np.zeros_like(c)
         if self.loss == "sampled":
-            # Session-parallel sampled softmax: the positions of time step t score the targets of
-            # step t (the other sequences' next items are its in-batch negatives) plus n_sample
-            # popularity-sampled items shared by the batch, each logit minus the log of its
-            # sampling probability (logQ correction). One block of |candidates| per step instead
-            # of the whole catalogue per position.
             assert rng is not None
             extra = rng.choice(V.shape[0], size=self.n_sample, p=self._sample_p)
-            g_out = np.zeros_like(res.outputs)
-            total, M = 0.0, int(mask.sum())
-            for t in range(T):
-                rows_t = np.flatnonzero(mask[t])
-                if rows_t.size == 0:
-                    continue
-                cand = np.unique(np.concatenate([targets[t, rows_t], extra]))
-                hv = np.ascontiguousarray(res.outputs[t, rows_t])
-                loss_t, g_h, g_Vc, g_cc = self._softmax_xent(
-                    hv, np.ascontiguousarray(V[cand]), (c[cand] - self._log_q[cand]).astype(c.dtype),
-                    np.searchsorted(cand, targets[t, rows_t]), M,
-                )  # fmt: skip
-                total += loss_t
-                g_V[cand] += g_Vc
-                g_c[cand] += g_cc
-                g_out[t, rows_t] = g_h
-            loss = total / M
+            loss, g_out, g_V, g_c = self._sampled_xent(res.outputs, targets, mask, extra, V, c)
         else:
             hv = np.ascontiguousarray(res.outputs[mask])  # (M, H)
             M = hv.shape[0]
@@ -387,6 +365,69 @@ class GRU4Rec(Kinded):
         g_c = logits.sum(axis=0)
         g_h, g_V, _ = dense_backward(logits, hv, V, needs=("x", "W"), **self._ops())
         return loss, g_h, g_V, g_c
+
+    def _sampled_xent(self, Hs, targets, mask, extra, V, c):
+        """Session-parallel sampled softmax over all T steps at once: the N positions of step t
+        score the distinct items among the N targets of step t (the other sequences' next items
+        are its in-batch negatives) and the ``extra`` items drawn by popularity for the whole
+        batch, each logit minus the log of its sampling probability (the logQ correction; Hidasi
+        & Karatzoglou 2018, Jean et al. 2015). Each item counts once per step: repeated columns
+        and those of finished sequences are masked.
+
+        Hs (T, N, H) GRU outputs, targets / mask (T, N), extra (S,). Returns (mean loss over the
+        M active positions, dL/dHs (T, N, H), dL/dV, dL/dc)."""
+        T, N, H = Hs.shape
+        dt = Hs.dtype
+        cand = np.concatenate([targets, np.broadcast_to(extra, (T, extra.size))], axis=1)
+        K = cand.shape[1]
+        Vc = V[cand]  # (T, K, H)
+        # Per-step products on recfast's dense kernels (NumPy's stacked matmul leaves BLAS for
+        # a loop 15-40x slower, and a bare np.matmul ignores num_threads).
+        ops = self._ops()
+        logits = np.empty((T, N, K), dt)
+        for t in range(T):
+            dense(Hs[t], Vc[t], out=logits[t], **ops)
+        logits += (c[cand] - self._log_q[cand]).astype(dt)[:, None, :]
+        # Distinct candidates per step: sort each step's items (finished sequences' columns get
+        # the key n_items, past every item), mask all but the first column of each item, and
+        # point each position at the first column of its target.
+        key = cand.copy()
+        key[:, :N][~mask] = V.shape[0]
+        order = np.argsort(key, axis=1, kind="stable")
+        sk = np.take_along_axis(key, order, axis=1)
+        first = np.ones((T, K), bool)
+        first[:, 1:] = sk[:, 1:] != sk[:, :-1]
+        start = np.maximum.accumulate(np.where(first, np.arange(K), 0), axis=1)
+        inv = np.empty_like(order)
+        np.put_along_axis(inv, order, np.arange(K)[None, :].repeat(T, 0), axis=1)
+        tcol = np.take_along_axis(order, np.take_along_axis(start, inv[:, :N], axis=1), axis=1)
+        drop = np.empty((T, K), bool)
+        np.put_along_axis(drop, order, ~first | (sk == V.shape[0]), axis=1)
+        logits[np.broadcast_to(drop[:, None, :], logits.shape)] = -np.inf
+        M = int(mask.sum())
+        logits -= logits.max(axis=2, keepdims=True)
+        tt, nn = np.arange(T)[:, None], np.arange(N)[None, :]
+        picked = logits[tt, nn, tcol]  # (T, N)
+        np.exp(logits, out=logits)
+        z = logits.sum(axis=2)
+        loss = float(np.sum((np.log(z, dtype=np.float64) - picked)[mask]))
+        logits /= z[:, :, None]
+        logits[tt, nn, tcol] -= 1
+        logits *= (mask / dt.type(M)).astype(dt)[:, :, None]  # the gradient (T, N, K)
+        g_out = np.empty((T, N, H), dt)
+        g_Vc = np.empty((T, K, H), dt)
+        for t in range(T):
+            g_out[t], g_Vc[t], _ = dense_backward(logits[t], Hs[t], Vc[t], needs=("x", "W"), **ops)
+        # Scatter-add of the candidates' gradients into the catalogue's rows, as one sparse
+        # (n_items x T K) product.
+        import scipy.sparse as sp
+
+        onehot = sp.csr_matrix(
+            (np.ones(T * K, dt), (cand.ravel(), np.arange(T * K))), shape=(V.shape[0], T * K)
+        )
+        g_V = np.asarray(onehot @ g_Vc.reshape(T * K, H), dtype=dt)
+        g_c = np.asarray(onehot @ logits.sum(axis=1).reshape(T * K), dtype=dt).ravel()
+        return loss / M, g_out, g_V, g_c
 
     # -- public API -----------------------------------------------------------------------------
     def fit(self, sequences: Any, n_items: int | None = None) -> GRU4Rec:
