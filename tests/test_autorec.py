@@ -63,6 +63,27 @@ def test_bad_input():
         recfast.AutoRec(hidden=0).fit((np.array([0]), np.array([0]), np.array([1.0])))
     with pytest.raises(RuntimeError, match="not fitted"):
         recfast.AutoRec().predict([0], [0])
+    one = (np.array([0, 1]), np.array([0, 1]), np.array([3.0, 6.0]))
+    with pytest.raises(ValueError, match="outside the declared rating_scale"):
+        recfast.AutoRec(rating_scale=(1, 5)).fit(one)
+    with pytest.raises(ValueError, match="low < high"):
+        recfast.AutoRec(rating_scale=(5, 1)).fit(one)
+    with pytest.raises(TypeError, match="pair"):
+        recfast.AutoRec(rating_scale=3).fit(one)
+
+
+def test_declared_scale_clips_and_survives_save_load(data, tmp_path):
+    train, test = data
+    m = recfast.AutoRec(hidden=8, epochs=2, rating_scale=(2.0, 4.0), random_state=0).fit(
+        (train.rows, train.cols, np.clip(train.values, 2, 4))
+    )
+    p = m.predict(test.rows, test.cols)
+    assert p.min() >= 2.0 and p.max() <= 4.0 and m.rating_range_ == (2.0, 4.0)
+    m.save(tmp_path / "s.npz")
+    back = recfast.AutoRec.load(tmp_path / "s.npz")
+    assert back.rating_scale == [2.0, 4.0] and back.rating_range_ == (2.0, 4.0)
+    with pytest.raises(ValueError, match="GRU4Rec|model"):
+        recfast.GRU4Rec.load(tmp_path / "s.npz")
 
 
 @pytest.mark.slow

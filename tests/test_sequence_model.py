@@ -247,8 +247,10 @@ def test_session_helper_matches_encode():
     full[np.unique(seq)] = -np.inf
     want = np.argsort(-full, kind="stable")[:5]
     np.testing.assert_array_equal(items, want[np.isfinite(full[want])])
+    before = s.state("alice").copy()
     with pytest.raises(ValueError, match="catalogue"):
         s.add("alice", 12)
+    np.testing.assert_array_equal(s.state("alice"), before)  # a refused event changes nothing
     assert s.state("bob") is None
     s.reset("alice")
     assert s.state("alice") is None

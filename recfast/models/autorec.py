@@ -42,7 +42,7 @@ __all__ = ["AutoRec"]
 
 FORMAT_VERSION = 1
 _PARAMS = ("hidden", "based", "epochs", "learning_rate", "l2", "batch_size", "init_std",
-           "random_state", "num_threads", "backend", "show_progress")  # fmt: skip
+           "rating_scale", "random_state", "num_threads", "backend", "show_progress")  # fmt: skip
 
 
 class AutoRec(Kinded):
@@ -65,6 +65,9 @@ class AutoRec(Kinded):
         Rows per step.
     init_std : float
         Standard deviation of the normal initial weights.
+    rating_scale : (low, high), optional
+        The declared range of the ratings: ``fit`` refuses ratings outside it and predictions
+        are clipped to it. Without it, the training ratings' own range is used for clipping.
     dtype : float32 or float64
     random_state : int, optional
     num_threads, backend : passed to every recfast op
@@ -97,6 +100,7 @@ class AutoRec(Kinded):
         l2: float = 100.0,
         batch_size: int = 64,
         init_std: float = 0.03,
+        rating_scale: tuple[float, float] | None = None,
         dtype: Any = np.float32,
         random_state: int | None = None,
         num_threads: int | None = None,
@@ -110,6 +114,7 @@ class AutoRec(Kinded):
         self.l2 = l2
         self.batch_size = batch_size
         self.init_std = init_std
+        self.rating_scale = rating_scale
         self.dtype = dtype
         self.random_state = random_state
         self.num_threads = num_threads
@@ -119,6 +124,8 @@ class AutoRec(Kinded):
     def get_params(self) -> dict[str, Any]:
         p = {k: getattr(self, k) for k in _PARAMS}
         p["dtype"] = np.dtype(self.dtype).name
+        if p["rating_scale"] is not None:
+            p["rating_scale"] = [float(v) for v in p["rating_scale"]]
         return p
 
     def _check_params(self) -> dict[str, Any]:
@@ -127,7 +134,17 @@ class AutoRec(Kinded):
         dtype = np.dtype(self.dtype)
         if dtype not in check.FLOAT_DTYPES:
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        scale = self.rating_scale
+        if scale is not None:
+            try:
+                lo, hi = (float(v) for v in scale)
+            except (TypeError, ValueError):
+                raise TypeError(f"rating_scale must be a (low, high) pair, got {scale!r}") from None
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+                raise ValueError(f"rating_scale must be finite with low < high, got {scale!r}")
+            scale = (lo, hi)
         return dict(
+            scale=scale,
             hidden=check.positive_int("hidden", self.hidden),
             epochs=check.positive_int("epochs", self.epochs),
             lr=check.scalar("learning_rate", self.learning_rate, low=0.0, low_open=True),
@@ -173,6 +190,11 @@ class AutoRec(Kinded):
         rows, cols, values, shape = self._triplet(ratings, "ratings", None)
         if values.size == 0:
             raise ValueError("ratings is empty: fit needs at least one rating")
+        if p["scale"] is not None and ((values < p["scale"][0]) | (values > p["scale"][1])).any():
+            bad = values[(values < p["scale"][0]) | (values > p["scale"][1])][0]
+            raise ValueError(
+                f"ratings holds {bad:g}, outside the declared rating_scale {p['scale']}"
+            )
         val = None if validation is None else self._triplet(validation, "validation", shape)
         with self._transaction():
             self._fit(rows, cols, values, shape, val, p)
@@ -185,7 +207,7 @@ class AutoRec(Kinded):
         dt = p["dtype"]
         n_users, n_items = shape
         self.n_users_, self.n_items_ = n_users, n_items
-        self.rating_range_ = (float(values.min()), float(values.max()))
+        self.rating_range_ = p["scale"] or (float(values.min()), float(values.max()))
         self._baseline(rows, cols, values, n_users, n_items)
         # Rows of the autoencoder: items (I-AutoRec) or users; columns: the other side.
         r_idx, c_idx, n_rows, n_cols = (

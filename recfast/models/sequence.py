@@ -236,8 +236,8 @@ class GRU4Rec(Kinded):
         backend: str | None = None,
         verbose: bool = False,
         loss: str = "sampled",
-        n_sample: int = 512,
-        sample_alpha: float = 0.75,
+        n_sample: int = 256,
+        sample_alpha: float = 1.0,
     ) -> None:
         if loss not in _LOSSES:
             raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}")
