@@ -1,6 +1,8 @@
 // SGD-MF kernels compiled for avx512; mf_cpu.cpp picks a copy at run time, so the module
 // still loads and runs on a CPU without it.
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <vector>
 
 #include "recfast/mf.hpp"
