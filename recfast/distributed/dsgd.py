@@ -76,6 +76,7 @@ def _workers(client: Any) -> list[str]:
 
 def _frame_stats(ddf: Any, columns: tuple[str, str, str], client: Any, timeout: float | None):
     """Check the columns and dtypes of a dask dataframe; one pass for sizes and the mean."""
+    distributed = _require_dask()
     if not (isinstance(columns, tuple) and len(columns) == 3 and all(isinstance(c, str) for c in columns)):  # fmt: skip
         raise TypeError(f"columns must be a (user, item, rating) tuple of names, got {columns!r}")
     missing = [c for c in columns if c not in ddf.columns]
@@ -83,23 +84,27 @@ def _frame_stats(ddf: Any, columns: tuple[str, str, str], client: Any, timeout: 
         raise ValueError(
             f"ratings has no column(s) {missing} (columns={columns}); it has {list(ddf.columns)}"
         )
+    from pandas.api import types as pdt  # dask.dataframe's own dependency
+
     for c, what in zip(columns[:2], ("user", "item")):
-        dt = np.dtype(ddf[c].dtype)
-        if dt.kind not in "iu":
+        dt = ddf[c].dtype
+        if not pdt.is_integer_dtype(dt) or pdt.is_bool_dtype(dt):
             raise TypeError(
                 f"ratings column {c!r} ({what} ids) must hold integers, got dtype {dt}; map the "
                 "ids to 0..n-1 integers first"
             )
-    dt = np.dtype(ddf[columns[2]].dtype)
-    if dt.kind not in "fiu":
+    dt = ddf[columns[2]].dtype
+    if not pdt.is_numeric_dtype(dt) or pdt.is_bool_dtype(dt):
         raise TypeError(f"ratings column {columns[2]!r} must hold numbers, got dtype {dt}")
     u, i, r = (ddf[c] for c in columns)
     fut = client.compute([u.min(), u.max(), i.min(), i.max(), r.count(), r.sum(), r.min(), r.max(),
-                          r.isna().sum()])  # fmt: skip
-    vals = client.gather(fut)
-    umin, umax, imin, imax, n, total, rmin, rmax, nans = vals
-    if n == 0:
+                          r.isna().sum(), u.isna().sum() + i.isna().sum(), u.size])  # fmt: skip
+    distributed.wait(fut, timeout=timeout)
+    umin, umax, imin, imax, n, total, rmin, rmax, nans, id_nans, size = client.gather(fut)
+    if size == 0:
         raise ValueError("ratings is empty: fit needs at least one rating")
+    if id_nans:
+        raise ValueError(f"ratings columns {columns[:2]} hold missing ids")
     if umin < 0 or imin < 0:
         raise ValueError(f"ratings ids must be >= 0, got user min {umin}, item min {imin}")
     if nans or not (np.isfinite(rmin) and np.isfinite(rmax)):
@@ -167,6 +172,10 @@ def fit_dsgd(
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
         resumed = _read_manifest(ckpt, spec, model.random_state)
+        if resumed is not None and resumed[0] > p["epochs"]:
+            raise ValueError(
+                f"{ckpt} holds a checkpoint after epoch {resumed[0]}, beyond epochs={p['epochs']}"
+            )
         if resumed is not None:
             start, history, lr, spec["seed"] = resumed
             seed = spec["seed"]
@@ -325,7 +334,8 @@ def _block_path(ckpt: Path, side: str, b: int, epoch: int) -> Path:
 def _fit_params(model: Any) -> dict[str, Any]:
     """The parameters a checkpoint must match to be resumed (threads and progress do not)."""
     p = model.get_params()
-    for key in ("num_threads", "show_progress", "backend", "random_state"):
+    # epochs may grow: a resumed fit trains on from the checkpoint's epoch.
+    for key in ("num_threads", "show_progress", "backend", "random_state", "epochs"):
         p.pop(key, None)
     return p
 
