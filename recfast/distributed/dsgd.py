@@ -187,6 +187,25 @@ def fit_dsgd(
         return client.submit(fn, *args, key=f"dsgd-{tag}-{key}", pure=False, workers=[worker],
                              allow_other_workers=True)  # fmt: skip
 
+    sizes = [[T.bounds(n, nb, b)[1] - T.bounds(n, nb, b)[0] for b in range(nb)]
+             for n in (n_users, n_items)]  # fmt: skip
+    block_args = (k, str(dtype), model.biases, adagrad)
+
+    def roots(epoch: int) -> tuple[list[Any], list[Any]]:
+        """The blocks epoch ``epoch`` starts from, as tasks without inputs: drawn from the seed
+        (epoch 0) or read from the checkpoint. Item block j starts beside user block j."""
+        out = []
+        for side, name in enumerate("ui"):
+            if epoch == 0:
+                out.append([submit(T.init_block, seed, side, b, sizes[side][b], k,
+                                   p["init_std"], *block_args[1:], key=f"init-{name}{b}",
+                                   worker=owner[b]) for b in range(nb)])  # fmt: skip
+            else:
+                out.append([submit(T.load_block, str(_block_path(ckpt, name, b, epoch)),
+                                   sizes[side][b], *block_args, key=f"load-{name}{b}-e{epoch}",
+                                   worker=owner[b]) for b in range(nb)])  # fmt: skip
+        return out[0], out[1]
+
     def wait(futs: list[Any], what: str) -> None:
         try:
             distributed.wait(futs, timeout=timeout)
@@ -198,19 +217,13 @@ def fit_dsgd(
 
     try:
         t0 = time.perf_counter()
-        blocks = _layout(client, submit, ratings, local, columns, nb, shape, seed, owner, str(dtype))
+        blocks = _layout(
+            client, submit, ratings, local, columns, nb, shape, seed, owner, str(dtype)
+        )
         wait(blocks, "the ratings layout")
         _raise_errors(client, blocks)
         history["layout_seconds"] = time.perf_counter() - t0
-        ub = [T.bounds(n_users, nb, b) for b in range(nb)]
-        ib = [T.bounds(n_items, nb, j) for j in range(nb)]
-        args = (k, str(dtype), model.biases, adagrad)
-        if start:
-            users = [submit(T.load_block, str(_block_path(ckpt, "u", b, start)), ub[b][1] - ub[b][0], *args, key=f"load-u{b}-e{start}", worker=owner[b]) for b in range(nb)]  # fmt: skip
-            items = [submit(T.load_block, str(_block_path(ckpt, "i", j, start)), ib[j][1] - ib[j][0], *args, key=f"load-i{j}-e{start}", worker=owner[j]) for j in range(nb)]  # fmt: skip
-        else:
-            users = [submit(T.init_block, seed, 0, b, ub[b][1] - ub[b][0], k, p["init_std"], str(dtype), model.biases, adagrad, key=f"init-u{b}", worker=owner[b]) for b in range(nb)]  # fmt: skip
-            items = [submit(T.init_block, seed, 1, j, ib[j][1] - ib[j][0], k, p["init_std"], str(dtype), model.biases, adagrad, key=f"init-i{j}", worker=owner[j]) for j in range(nb)]  # fmt: skip
+        users, items = roots(start)
         bar = None
         if model.show_progress and start < p["epochs"]:
             from tqdm.auto import tqdm
@@ -258,16 +271,18 @@ def fit_dsgd(
                     )
                 lr *= p["decay"]
                 if ckpt is not None:
-                    users, items = _checkpoint(
-                        client, submit, wait, ckpt, users, items, owner, epoch + 1, ub, ib,
-                        args, spec, history, lr,
-                    )  # fmt: skip
+                    _checkpoint(client, submit, wait, ckpt, users, items, owner, epoch + 1,
+                                {**spec, "learning_rate": lr, "history": history})  # fmt: skip
+                    # The next epoch starts from the files: the lineage ends here.
+                    users, items = roots(epoch + 1)
                 if bar is not None:
                     bar.set_postfix(mse=f"{sse / nnz:.4f}")
         finally:
             if bar is not None:
                 bar.close()
-        users = [submit(T.user_of, u, key=f"user-b{b}", worker=owner[b]) for b, u in enumerate(users)]
+        users = [
+            submit(T.user_of, u, key=f"user-b{b}", worker=owner[b]) for b, u in enumerate(users)
+        ]
         wait(users + items, "gathering the factors")
         U = client.gather(users)
         V = client.gather(items)
@@ -308,23 +323,17 @@ def _layout(client, submit, ratings, local, columns, nb, shape, seed, owner, dty
     return out
 
 
-def _checkpoint(client, submit, wait, ckpt, users, items, owner, epoch, ub, ib, args, spec,
-                history, lr):  # fmt: skip
-    """Write the epoch's blocks, then the manifest (the commit point), and start the next epoch
-    from tasks that read the files: the lineage ends here."""
-    saves = [submit(T.save_block, users[b], str(_block_path(ckpt, "u", b, epoch)),
-                    key=f"save-u{b}-e{epoch}", worker=owner[b]) for b in range(len(users))]  # fmt: skip
-    saves += [submit(T.save_block, items[j], str(_block_path(ckpt, "i", j, epoch)),
-                     key=f"save-i{j}-e{epoch}") for j in range(len(items))]  # fmt: skip
+def _checkpoint(client, submit, wait, ckpt, users, items, owner, epoch, meta) -> None:
+    """Write the epoch's blocks, then the manifest (the commit point); drop the older files."""
+    saves = [submit(T.save_block, u, str(_block_path(ckpt, "u", b, epoch)),
+                    key=f"save-u{b}-e{epoch}", worker=owner[b]) for b, u in enumerate(users)]  # fmt: skip
+    saves += [submit(T.save_block, v, str(_block_path(ckpt, "i", j, epoch)),
+                     key=f"save-i{j}-e{epoch}") for j, v in enumerate(items)]  # fmt: skip
     wait(saves, f"the checkpoint of epoch {epoch}")
     _raise_errors(client, saves)
-    _write_manifest(ckpt, {**spec, "epoch": epoch, "learning_rate": lr, "history": history})
+    _write_manifest(ckpt, {**meta, "epoch": epoch})
     for old in ckpt.glob(f"dsgd-*-e{epoch - 1}.npz"):
         old.unlink(missing_ok=True)
-    nb = len(users)
-    users = [submit(T.load_block, str(_block_path(ckpt, "u", b, epoch)), ub[b][1] - ub[b][0], *args, key=f"load-u{b}-e{epoch}", worker=owner[b]) for b in range(nb)]  # fmt: skip
-    items = [submit(T.load_block, str(_block_path(ckpt, "i", j, epoch)), ib[j][1] - ib[j][0], *args, key=f"load-i{j}-e{epoch}", worker=owner[j]) for j in range(nb)]  # fmt: skip
-    return users, items
 
 
 def _block_path(ckpt: Path, side: str, b: int, epoch: int) -> Path:
