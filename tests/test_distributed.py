@@ -101,7 +101,7 @@ def _replay(tr, n_blocks, params):
     nb = n_blocks
     vals = values.astype(np.float32)
     blk = T.block_of(rows, n_users, nb)
-    blocks = [T.layout(b, nb, n_users, n_items, seed, (rows[blk == b], cols[blk == b],
+    blocks = [T.layout(b, nb, n_users, n_items, seed, p["k"], (rows[blk == b], cols[blk == b],
                                                        vals[blk == b])) for b in range(nb)]  # fmt: skip
     sizes = [np.diff(T.bounds(n, nb, b))[0] for n in (n_users, n_items) for b in range(nb)]
     users = [T.init_block(seed, 0, b, sizes[b], p["k"], p["init_std"], "float32", True, True)

@@ -7,6 +7,7 @@ deterministic and recoverable. Factor blocks come in, new factor blocks go out.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, NamedTuple
 
@@ -51,12 +52,25 @@ class Updated(NamedTuple):
 
 class RatingBlock(NamedTuple):
     """The ratings of one user block, sorted by item block: item block ``j`` spans
-    ``[ptr[j], ptr[j+1])``; ``rows`` and ``cols`` are local to the user and item block."""
+    ``[ptr[j], ptr[j+1])`` and is itself laid out by :func:`recfast.mf_block_layout` in
+    ``sub[j]`` x ``sub[j]`` FPSGD sub-blocks (``sub_ptr[j]``, relative to ``ptr[j]``), so the
+    kernel streams it as the single-machine fit streams its blocks. ``rows`` and ``cols`` are
+    local to the user and item block."""
 
     rows: np.ndarray
     cols: np.ndarray
     values: np.ndarray
     ptr: np.ndarray
+    sub: tuple[int, ...]
+    sub_ptr: tuple[np.ndarray, ...]
+
+
+def sub_blocks(nnz: int, n_rows: int, n_cols: int, k: int, itemsize: int) -> int:
+    """Sub-blocks per side for one (user block, item block): an item sub-block's factor rows
+    fit in L2 (~256 KiB), a sub-block keeps a few hundred ratings (the single-machine rule on
+    one thread)."""
+    q = math.ceil(n_cols * k * itemsize / (256 * 1024))
+    return int(max(1, min(q, math.isqrt(max(nnz // 256, 1)), n_rows, n_cols, 4096)))
 
 
 class Hyper(NamedTuple):
@@ -102,11 +116,13 @@ def piece(split: list[Any], b: int) -> Any:
 
 
 def layout(
-    b: int, p: int, n_users: int, n_items: int, seed: int, *pieces: tuple[Any, Any, Any]
+    b: int, p: int, n_users: int, n_items: int, seed: int, k: int, *pieces: tuple[Any, Any, Any]
 ) -> RatingBlock:
     """Lay user block ``b``'s ratings out once per fit, on the worker that owns the block: by
-    item block, users ascending inside it (user rows stream through memory, as in FPSGD), one
-    user's ratings in a seeded random order."""
+    item block, then each (b, j) block in FPSGD sub-blocks (users ascending, one user's
+    ratings in a seeded random order)."""
+    from recfast.mf import mf_block_layout
+
     if pieces:
         u = np.concatenate([pc[0] for pc in pieces]).astype(np.int64, copy=False)
         i = np.concatenate([pc[1] for pc in pieces]).astype(np.int64, copy=False)
@@ -114,16 +130,30 @@ def layout(
     else:
         u = i = np.zeros(0, np.int64)
         v = np.zeros(0, np.float32)
-    ulo, _ = bounds(n_users, p, b)
+    ulo, uhi = bounds(n_users, p, b)
     jb = block_of(i, n_items, p)
-    key = np.random.default_rng([seed, 2, b]).random(len(v))
-    order = np.lexsort((key, u, jb))
-    ilo = np.array([bounds(n_items, p, j)[0] for j in range(p)], np.int64)
+    order = np.argsort(jb, kind="stable")
     jb = jb[order]
+    ilo = np.array([bounds(n_items, p, j)[0] for j in range(p)], np.int64)
     rows = (u[order] - ulo).astype(np.int32)
     cols = (i[order] - ilo[jb]).astype(np.int32)
+    v = np.ascontiguousarray(v[order])
     ptr = np.searchsorted(jb, np.arange(p + 1)).astype(np.int64)
-    return RatingBlock(rows, cols, np.ascontiguousarray(v[order]), ptr)
+    subs, sub_ptrs = [], []
+    for j in range(p):
+        s, e = int(ptr[j]), int(ptr[j + 1])
+        n_cols = int(bounds(n_items, p, j)[1] - ilo[j])
+        q = sub_blocks(e - s, uhi - ulo, n_cols, k, v.dtype.itemsize)
+        if e > s:
+            sj = int(np.random.default_rng([seed, 3, b, j]).integers(2**63))
+            rows[s:e], cols[s:e], v[s:e], bp = mf_block_layout(
+                rows[s:e], cols[s:e], v[s:e], uhi - ulo, n_cols, q, seed=sj, num_threads=1
+            )
+        else:
+            bp = np.zeros(q * q + 1, np.int64)
+        subs.append(q)
+        sub_ptrs.append(bp)
+    return RatingBlock(rows, cols, v, ptr, tuple(subs), tuple(sub_ptrs))
 
 
 def update(
@@ -151,7 +181,8 @@ def update(
         sse = sgd_mf_epoch(
             ratings.rows[s:e], ratings.cols[s:e], ratings.values[s:e], U, V, user_bias=bu,
             item_bias=bi, global_mean=hp.mu, learning_rate=lr, regularization=hp.reg,
-            bias_regularization=hp.breg, user_accum=au, item_accum=ai, num_threads=1,
+            bias_regularization=hp.breg, user_accum=au, item_accum=ai,
+            block_ptr=ratings.sub_ptr[j], n_blocks=ratings.sub[j], num_threads=1,
             backend=hp.backend,
         )  # fmt: skip
     dt = time.perf_counter() - t

@@ -30,6 +30,7 @@ import os
 import tempfile
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -218,7 +219,7 @@ def fit_dsgd(
     try:
         t0 = time.perf_counter()
         blocks = _layout(
-            client, submit, ratings, local, columns, nb, shape, seed, owner, str(dtype)
+            client, submit, ratings, local, columns, nb, shape, seed, owner, str(dtype), k
         )
         wait(blocks, "the ratings layout")
         _raise_errors(client, blocks)
@@ -296,7 +297,7 @@ def fit_dsgd(
     return model
 
 
-def _layout(client, submit, ratings, local, columns, nb, shape, seed, owner, dtype):
+def _layout(client, submit, ratings, local, columns, nb, shape, seed, owner, dtype, k):
     """Futures of the laid-out rating blocks, one per user block, on its owner."""
     n_users, n_items = shape
     if local is not None:
@@ -305,9 +306,11 @@ def _layout(client, submit, ratings, local, columns, nb, shape, seed, owner, dty
         order = np.argsort(blk, kind="stable")
         cuts = np.searchsorted(blk[order], np.arange(nb + 1))
         # The slices travel inside the tasks (not client.scatter): a task can be re-run after
-        # its worker dies, scattered data cannot.
-        return [
-            submit(T.layout, b, nb, n_users, n_items, seed,
+        # its worker dies, scattered data cannot. Dask warns about such graphs; it is meant.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+            return [
+            submit(T.layout, b, nb, n_users, n_items, seed, k,
                    (rows[order[cuts[b] : cuts[b + 1]]], cols[order[cuts[b] : cuts[b + 1]]],
                     values[order[cuts[b] : cuts[b + 1]]]), key=f"layout-b{b}", worker=owner[b])
             for b in range(nb)
@@ -318,7 +321,7 @@ def _layout(client, submit, ratings, local, columns, nb, shape, seed, owner, dty
     out = []
     for b in range(nb):
         pieces = [submit(T.piece, sp, b, key=f"piece-{q}-b{b}") for q, sp in enumerate(splits)]
-        out.append(submit(T.layout, b, nb, n_users, n_items, seed, *pieces, key=f"layout-b{b}",
+        out.append(submit(T.layout, b, nb, n_users, n_items, seed, k, *pieces, key=f"layout-b{b}",
                           worker=owner[b]))  # fmt: skip
     return out
 

@@ -1,0 +1,141 @@
+"""DSGD on a Dask LocalCluster vs the single-machine fit, on one machine (issue 12).
+
+The 5M-rating synthetic matrix (50,000 users x 10,000 items, k=64): ``MatrixFactorization`` on
+``--threads`` threads against the same estimator fitted with ``client=`` on a LocalCluster of
+``--threads`` worker processes x 1 thread. Per epoch: wall time, the share in the kernel (the
+busiest worker's sum of ``sgd_mf_epoch`` seconds), the share receiving factor blocks (the
+busiest worker's incoming transfers, from the workers' own transfer logs) and the rest
+(scheduling, serialisation, block copies, waiting); bytes moved; test RMSE of both fits.
+On one machine the workers can only add overhead: the target is <= 1.5x the single-machine time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+import recfast
+from recfast.bench.timing import machine, write_json
+from recfast.datasets import synthetic_ratings
+
+FULL = dict(n_users=50_000, n_items=10_000, nnz=5_000_000)
+QUICK = dict(n_users=5_000, n_items=1_000, nnz=200_000)
+K = 64
+
+
+def _transfers(dask_worker: Any) -> list[dict[str, Any]]:
+    return [
+        {"start": t["start"], "duration": t["duration"], "keys": dict(t["keys"])}
+        for t in dask_worker.transfer_incoming_log
+    ]
+
+
+def run(args: Any) -> int:
+    try:
+        import distributed
+    except ImportError:
+        print("distributed: needs dask.distributed (pip install 'recfast[distributed]'); skipped")
+        return 0
+    size = QUICK if args.quick else FULL
+    nt = args.threads
+    epochs = 4 if args.quick else 6
+    data = synthetic_ratings(size["n_users"], size["n_items"], size["nnz"], seed=0)
+    r, c, v = data.as_tuple()
+    test = np.random.default_rng(1).random(len(v)) < 0.02
+    train, held = (r[~test], c[~test], v[~test]), (r[test], c[test], v[test])
+    params = dict(factors=K, epochs=epochs, random_state=0)
+    rows: list[dict[str, Any]] = []
+
+    t = time.perf_counter()
+    single = recfast.MatrixFactorization(**params, num_threads=nt).fit(train)
+    single_total = time.perf_counter() - t
+    s_epoch = statistics.median(single.history_["seconds"][1:])
+    rows.append(
+        dict(case=f"single machine, {nt} threads", epoch_s=s_epoch, total_s=single_total,
+             layout_s=single.history_["layout_seconds"], rmse=single.score(held),
+             n_blocks=single.n_blocks_)
+    )  # fmt: skip
+
+    with distributed.LocalCluster(
+        n_workers=nt, threads_per_worker=1, processes=True, dashboard_address=":0",
+        silence_logs=logging.ERROR,
+    ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
+        client.wait_for_workers(nt, timeout=120)
+
+        for n_blocks in (None, 2 * nt):
+            client.run(lambda dask_worker: dask_worker.transfer_incoming_log.clear())
+            t = time.perf_counter()
+            m = recfast.MatrixFactorization(**params, n_blocks=n_blocks).fit(
+                train, client=client, timeout=600
+            )
+            total = time.perf_counter() - t
+            h = m.history_
+            logs = client.run(_transfers)
+            per_epoch = _epoch_transfers(logs, epochs)
+            wall = statistics.median(h["seconds"][1:])
+            kern = statistics.median(h["kernel_seconds"][1:])
+            move = statistics.median(x["seconds"] for x in per_epoch[1:])
+            item_mb = statistics.median(x["item_bytes"] for x in per_epoch[1:]) / 1e6
+            other_mb = statistics.median(x["other_bytes"] for x in per_epoch[1:]) / 1e6
+            row = dict(
+                case=f"DSGD, LocalCluster {nt} workers x 1 thread, p={m.n_blocks_}",
+                epoch_s=wall, total_s=total, layout_s=h["layout_seconds"], rmse=m.score(held),
+                n_blocks=m.n_blocks_, kernel_share=kern / wall, transfer_share=move / wall,
+                overhead_share=max(0.0, 1 - (kern + move) / wall), item_mb_per_epoch=item_mb,
+                other_mb_per_epoch=other_mb, tasks_per_epoch=2 * m.n_blocks_**2 + m.n_blocks_,
+            )  # fmt: skip
+            rows.append(row)
+
+    _print(rows, size, nt, epochs, s_epoch, single.score(held))
+    write_json(args.json, rows, {"suite": "distributed", **size, "k": K, **machine()})
+    return 0
+
+
+def _epoch_transfers(logs: dict[str, list[dict[str, Any]]], epochs: int) -> list[dict[str, float]]:
+    """Per epoch: the busiest worker's seconds receiving data; bytes of item blocks and other."""
+    pat = re.compile(r"-(upd|item|loss)-e(\d+)-")
+    out = [{"seconds": 0.0, "item_bytes": 0.0, "other_bytes": 0.0} for _ in range(epochs)]
+    per_worker = [dict.fromkeys(logs, 0.0) for _ in range(epochs)]
+    for w, log in logs.items():
+        for tr in log:
+            for key, nbytes in tr["keys"].items():
+                m = pat.search(str(key))
+                if not m:
+                    continue
+                e = int(m.group(2))
+                out[e]["item_bytes" if m.group(1) == "item" else "other_bytes"] += nbytes
+            ep = {int(m.group(2)) for key in tr["keys"] if (m := pat.search(str(key)))}
+            for e in ep:
+                per_worker[e][w] += tr["duration"] / len(ep)
+    for e in range(epochs):
+        out[e]["seconds"] = max(per_worker[e].values(), default=0.0)
+    return out
+
+
+def _print(rows, size, nt, epochs, s_epoch, s_rmse) -> None:
+    m = machine()
+    print(
+        f"\nDSGD vs single machine: {size['nnz']:,} ratings ({size['n_users']:,} x "
+        f"{size['n_items']:,}), k={K}, {epochs} epochs; CPU {m['cpu']} ({m['cores']} cores)"
+    )
+    head = (f"{'case':<48} {'s/epoch':>8} {'x single':>8} {'kernel':>7} {'moving':>7} "
+            f"{'other':>7} {'MB/epoch':>9} {'RMSE':>7} {'dRMSE':>7}")  # fmt: skip
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        share = [r.get(k) for k in ("kernel_share", "transfer_share", "overhead_share")]
+        cells = ["" if x is None else f"{100 * x:.0f}%" for x in share]
+        mb = r.get("item_mb_per_epoch")
+        mbs = "" if mb is None else f"{mb:.1f}"
+        print(
+            f"{r['case']:<48} {r['epoch_s']:>8.3f} {r['epoch_s'] / s_epoch:>7.2f}x "
+            f"{cells[0]:>7} {cells[1]:>7} {cells[2]:>7} {mbs:>9} {r['rmse']:>7.4f} "
+            f"{r['rmse'] - s_rmse:>+7.4f}"
+        )
+    print("(per epoch: medians over epochs 2..; 'moving' = the busiest worker receiving blocks;"
+          " MB/epoch = item-factor bytes received by all workers)")  # fmt: skip
