@@ -230,12 +230,40 @@ def fit_dsgd(
             from tqdm.auto import tqdm
 
             bar = tqdm(total=(p["epochs"] - start) * nb, desc="DSGD", unit="stratum")
+        last = [time.perf_counter()]
+
+        def finish(epoch: int, strata: list[list[Any]], losses: list[Any], lr: float) -> None:
+            """Wait for epoch ``epoch`` and record it."""
+            if bar is not None:
+                for s, outs in enumerate(strata):
+                    wait(outs, f"stratum {s + 1} of epoch {epoch + 1}")
+                    bar.update(1)
+            wait(losses, f"epoch {epoch + 1}")
+            try:
+                got = client.gather(losses)
+            except DivergenceError as exc:
+                raise DivergenceError(
+                    f"{exc} in epoch {epoch + 1} of {p['epochs']} (learning_rate={lr:g})"
+                ) from None
+            sse = float(sum(g[0] for g in got))
+            now = time.perf_counter()
+            history["seconds"].append(now - last[0])
+            last[0] = now
+            history["kernel_seconds"].append(_per_worker_max(got, owner))
+            history["loss"].append(sse)
+            history["train_rmse"].append(math.sqrt(sse / nnz))
+            if not np.isfinite(sse):
+                raise DivergenceError(
+                    f"SGD diverged in epoch {epoch + 1} of {p['epochs']}: the training loss "
+                    f"is {sse} (learning_rate={lr:g}); lower learning_rate"
+                )
+            if bar is not None:
+                bar.set_postfix(mse=f"{sse / nnz:.4f}")
+
+        pending = None
         try:
             for epoch in range(start, p["epochs"]):
-                t = time.perf_counter()
-                state = list(users)
-                item = list(items)
-                strata = []
+                state, item, strata = list(users), list(items), []
                 for s in range(nb):
                     outs = []
                     for b in range(nb):
@@ -249,35 +277,22 @@ def fit_dsgd(
                     strata.append([out for _, out in outs])
                 losses = [submit(T.loss_of, state[b], key=f"loss-e{epoch}-b{b}") for b in range(nb)]
                 users, items = state, item
-                if bar is not None:
-                    for s, outs in enumerate(strata):
-                        wait(outs, f"stratum {s + 1} of epoch {epoch + 1}")
-                        bar.update(1)
-                wait(losses, f"epoch {epoch + 1}")
-                try:
-                    got = client.gather(losses)
-                except DivergenceError as exc:
-                    raise DivergenceError(
-                        f"{exc} in epoch {epoch + 1} of {p['epochs']} (learning_rate={lr:g})"
-                    ) from None
-                sse = float(sum(g[0] for g in got))
-                history["seconds"].append(time.perf_counter() - t)
-                history["kernel_seconds"].append(_per_worker_max(got, owner))
-                history["loss"].append(sse)
-                history["train_rmse"].append(math.sqrt(sse / nnz))
-                if not np.isfinite(sse):
-                    raise DivergenceError(
-                        f"SGD diverged in epoch {epoch + 1} of {p['epochs']}: the training loss "
-                        f"is {sse} (learning_rate={lr:g}); lower learning_rate"
-                    )
+                # The next epoch is submitted before this one is waited for: the workers go
+                # from one epoch into the next without waiting for the driver.
+                if pending is not None:
+                    finish(*pending)
+                pending = (epoch, strata, losses, lr)
                 lr *= p["decay"]
                 if ckpt is not None:
+                    finish(*pending)
+                    pending = None
                     _checkpoint(client, submit, wait, ckpt, users, items, owner, epoch + 1,
                                 {**spec, "learning_rate": lr, "history": history})  # fmt: skip
                     # The next epoch starts from the files: the lineage ends here.
                     users, items = roots(epoch + 1)
-                if bar is not None:
-                    bar.set_postfix(mse=f"{sse / nnz:.4f}")
+                    last[0] = time.perf_counter()
+            if pending is not None:
+                finish(*pending)
         finally:
             if bar is not None:
                 bar.close()
