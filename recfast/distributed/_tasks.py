@@ -78,6 +78,7 @@ class Hyper(NamedTuple):
     breg: float
     mu: float
     backend: str | None
+    num_threads: int = 1  # threads of one block update (the sub-block schedule: same result)
 
 
 def init_block(
@@ -160,8 +161,9 @@ def update(
     user: Factors | Updated, item: Factors | Updated, ratings: RatingBlock, j: int,
     lr: float, hp: Hyper, first: bool,
 ) -> Updated:  # fmt: skip
-    """One DSGD block update: the native ``sgd_mf_epoch`` (one thread, storage order, hence
-    deterministic) over the ratings of (user block, item block ``j``), on copies of the blocks.
+    """One DSGD block update: the native ``sgd_mf_epoch`` over the ratings of (user block, item
+    block ``j``) in their FPSGD sub-block layout (deterministic for any thread count), on copies
+    of the blocks.
     ``first``: the epoch's first update of this user block (its loss starts at 0)."""
     from recfast.mf import sgd_mf_epoch
 
@@ -182,7 +184,7 @@ def update(
             ratings.rows[s:e], ratings.cols[s:e], ratings.values[s:e], U, V, user_bias=bu,
             item_bias=bi, global_mean=hp.mu, learning_rate=lr, regularization=hp.reg,
             bias_regularization=hp.breg, user_accum=au, item_accum=ai,
-            block_ptr=ratings.sub_ptr[j], n_blocks=ratings.sub[j], num_threads=1,
+            block_ptr=ratings.sub_ptr[j], n_blocks=ratings.sub[j], num_threads=hp.num_threads,
             backend=hp.backend,
         )  # fmt: skip
     dt = time.perf_counter() - t

@@ -180,7 +180,10 @@ def fit_dsgd(
         if resumed is not None:
             start, history, lr, spec["seed"] = resumed
             seed = spec["seed"]
-    hp = T.Hyper(p["reg"], p["breg"], mu, model.backend)
+    # Threads inside one block update: num_threads when given (multi-core workers), else 1
+    # (a worker per core). Not resolved from this machine's cores: the workers have their own.
+    nt = 1 if model.num_threads is None else check.positive_int("num_threads", model.num_threads)
+    hp = T.Hyper(p["reg"], p["breg"], mu, model.backend, nt)
 
     def submit(fn: Any, *args: Any, key: str, worker: str | None = None) -> Any:
         if worker is None:
