@@ -88,14 +88,39 @@ def run(args: Any) -> int:
                     other_mb_per_epoch=statistics.median(x["other_bytes"] for x in per_epoch[1:]) / 1e6,
                     tasks_per_epoch=2 * m.n_blocks_**2 + m.n_blocks_,
                 ))  # fmt: skip
+        overhead = _schedule_cost(client)
     rows = [
         {"case": case, "rounds": len(rs),
          **{k: statistics.median(r[k] for r in rs) for k in rs[0]}}
         for case, rs in res.items()
     ]  # fmt: skip
     _print(rows, size, nt, epochs, rows[0]["rmse"])
+    print(f"\nScheduling cost alone (a DSGD fit of {TINY} ratings, k=4, on the same cluster):")
+    print(f"{'p':>4} {'tasks/epoch':>12} {'s/epoch':>9} {'ms/stratum':>11} {'ms/task':>8}")
+    for r in overhead:
+        print(f"{r['n_blocks']:>4} {r['tasks_per_epoch']:>12} {r['epoch_s']:>9.4f} "
+              f"{1e3 * r['stratum_s']:>11.2f} {1e3 * r['task_s']:>8.2f}")  # fmt: skip
+    rows += [{"case": f"scheduling only, p={r['n_blocks']}", **r} for r in overhead]
     write_json(args.json, rows, {"suite": "distributed", **size, "k": K, **machine()})
     return 0
+
+
+TINY = 2_000
+
+
+def _schedule_cost(client: Any) -> list[dict[str, Any]]:
+    """Per-epoch time of DSGD on data so small that the kernel takes microseconds: what the
+    scheduler, the task round trips and the dependency waits cost per stratum and per task."""
+    data = synthetic_ratings(200, 200, TINY, seed=3)
+    out = []
+    for p in (2, 4, 8, 16):
+        m = recfast.MatrixFactorization(factors=4, epochs=8, n_blocks=p, random_state=0)
+        m.fit(data, client=client, timeout=600)
+        e = statistics.median(m.history_["seconds"][1:])
+        tasks = 2 * p * p + p
+        out.append(dict(n_blocks=p, tasks_per_epoch=tasks, epoch_s=e, stratum_s=e / p,
+                        task_s=e / tasks))  # fmt: skip
+    return out
 
 
 def _epoch_transfers(logs: dict[str, list[dict[str, Any]]], epochs: int) -> list[dict[str, float]]:
