@@ -286,3 +286,15 @@ def test_client_closed_mid_fit(cluster, data):
     assert "user_factors" not in m.__dict__.get("_arrays", {})
     for x, y in zip(tr, copies):
         np.testing.assert_array_equal(x, y)
+
+
+def test_divergence_and_timeout_are_clear_errors(client, data):
+    tr, _ = data
+    m = recfast.MatrixFactorization(**dict(PARAMS, solver="sgd", learning_rate=1e4))
+    with pytest.raises(FloatingPointError, match="diverged.*epoch 1 of"):
+        m.fit(tr, client=client, timeout=TIMEOUT)
+    assert "user_factors" not in m.__dict__.get("_arrays", {})
+    with pytest.raises(TimeoutError, match="timeout=0.001"):
+        m.fit(tr, client=client, timeout=0.001)
+    with pytest.raises(ValueError, match="timeout"):
+        recfast.MatrixFactorization().fit(tr, timeout=5)  # no client: not a distributed fit
