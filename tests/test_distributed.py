@@ -188,7 +188,7 @@ def test_resume_from_checkpoint_equals_an_uninterrupted_fit(client, data, tmp_pa
         )
 
 
-def _epochs_done(dask_scheduler, tag_re=re.compile(r"-upd-e(\d+)-")):
+def _epochs_done(dask_scheduler, tag_re=re.compile(r"^dsgd-upd-[0-9a-f]+-e(\d+)-")):
     done = [int(m.group(1)) for k, ts in dask_scheduler.tasks.items()
             if isinstance(k, str) and ts.state == "memory" and (m := tag_re.search(k))]  # fmt: skip
     return max(done, default=-1)

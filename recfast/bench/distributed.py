@@ -125,7 +125,7 @@ def _schedule_cost(client: Any) -> list[dict[str, Any]]:
 
 def _epoch_transfers(logs: dict[str, list[dict[str, Any]]], epochs: int) -> list[dict[str, float]]:
     """Per epoch: the busiest worker's seconds receiving data; bytes of item blocks and other."""
-    pat = re.compile(r"-(upd|item|loss)-e(\d+)-")
+    pat = re.compile(r"^dsgd-(upd|item|loss)-[0-9a-f]+-e(\d+)-")
     out = [{"seconds": 0.0, "item_bytes": 0.0, "other_bytes": 0.0} for _ in range(epochs)]
     per_worker = [dict.fromkeys(logs, 0.0) for _ in range(epochs)]
     for w, log in logs.items():

@@ -186,9 +186,12 @@ def fit_dsgd(
     hp = T.Hyper(p["reg"], p["breg"], mu, model.backend, nt)
 
     def submit(fn: Any, *args: Any, key: str, worker: str | None = None) -> Any:
+        # "dsgd-upd-<fit>-e3-s1-b0": the dashboard groups tasks by the leading words (dsgd-upd).
+        kind, _, rest = key.partition("-")
+        key = f"dsgd-{kind}-{tag}-{rest}"
         if worker is None:
-            return client.submit(fn, *args, key=f"dsgd-{tag}-{key}", pure=False)
-        return client.submit(fn, *args, key=f"dsgd-{tag}-{key}", pure=False, workers=[worker],
+            return client.submit(fn, *args, key=key, pure=False)
+        return client.submit(fn, *args, key=key, pure=False, workers=[worker],
                              allow_other_workers=True)  # fmt: skip
 
     sizes = [[T.bounds(n, nb, b)[1] - T.bounds(n, nb, b)[0] for b in range(nb)]
