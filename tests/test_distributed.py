@@ -210,21 +210,27 @@ def _kill_one_worker_when(client, ready, fired):
     return t
 
 
-@pytest.mark.parametrize("with_checkpoint", [False, True])
+@pytest.mark.parametrize("with_checkpoint", [False, True], ids=["lineage-parquet", "checkpoint"])
 def test_killed_worker_loses_nothing(client, data, tmp_path, with_checkpoint):
-    """A worker process killed mid-fit: Dask re-runs the lost pure tasks (from the lineage, or
-    from the last checkpoint) and the fit ends with the same factors as an undisturbed one."""
+    """A worker process killed mid-fit: Dask re-runs the lost pure tasks (from the lineage back
+    to the parquet files, or from the last checkpoint) and the fit ends with the same factors
+    as an undisturbed one."""
     tr, te = data
     params = dict(PARAMS, epochs=20)
     ref = recfast.MatrixFactorization(**params).fit(tr, client=client, timeout=TIMEOUT)
     if with_checkpoint:
-        ready = lambda: (tmp_path / "dsgd.json").exists()  # noqa: E731
+        ratings, ckpt = tr, tmp_path / "ckpt"
+        ready = lambda: (ckpt / "dsgd.json").exists()  # noqa: E731
     else:
+        # A lost block of ratings is re-read from the files it came from.
+        df = pd.DataFrame({"user": tr[0], "item": tr[1], "rating": tr[2]})
+        dd.from_pandas(df, npartitions=2).to_parquet(tmp_path / "ratings")
+        ratings, ckpt = dd.read_parquet(tmp_path / "ratings"), None
         ready = lambda: client.run_on_scheduler(_epochs_done) >= 1  # noqa: E731
     fired: list[float] = []
     t = _kill_one_worker_when(client, ready, fired)
     m = recfast.MatrixFactorization(**params).fit(
-        tr, client=client, checkpoint_dir=tmp_path if with_checkpoint else None, timeout=TIMEOUT
+        ratings, client=client, checkpoint_dir=ckpt, timeout=TIMEOUT
     )
     end = time.monotonic()
     t.join(TIMEOUT)
