@@ -9,6 +9,10 @@ they run at once; between strata only item blocks move (each item block visits t
 in descending order, so it changes worker ``W`` times per epoch: every worker receives one copy
 of the item factors per epoch, and the ratings never move).
 
+Why ``MatrixFactorization.fit(..., client=)`` and not a ``DistributedMatrixFactorization``: the
+parameters and the fitted model are the same, so one class keeps one parameter list, one
+``save``/``load`` format and one set of docs; only where the epochs run differs.
+
 Why futures and not actors or ``client.scatter``: every block is the output of a pure task
 (factor blocks in, factor blocks out), so a result lost with a worker is recomputed by Dask
 from its lineage, and a re-run gives the same bits; an actor's state dies with its worker, and
