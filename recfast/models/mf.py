@@ -211,7 +211,15 @@ class MatrixFactorization(Kinded):
 
     # -- fit ------------------------------------------------------------------------------
     def fit(
-        self, ratings: Any, validation: Any = None, early_stopping: int | None = None
+        self,
+        ratings: Any,
+        validation: Any = None,
+        early_stopping: int | None = None,
+        *,
+        client: Any = None,
+        columns: tuple[str, str, str] = ("user", "item", "rating"),
+        checkpoint_dir: str | Path | None = None,
+        timeout: float | None = None,
     ) -> MatrixFactorization:
         """Train on ``ratings``.
 
@@ -224,6 +232,12 @@ class MatrixFactorization(Kinded):
         early_stopping : int, optional
             With ``validation``: stop after this many epochs without a better validation RMSE
             and keep the best epoch's model.
+        client : dask.distributed.Client, optional
+            Fit by DSGD on the client's cluster (``recfast.distributed``); ``ratings`` may then
+            also be a ``dask.dataframe`` with integer id columns named by ``columns``
+            ``(user, item, rating)``. ``checkpoint_dir`` (shared storage) keeps the factors of
+            every epoch and resumes an interrupted fit; ``timeout`` bounds each epoch's wait in
+            seconds. Validation and early stopping are single-machine only.
 
         Sets ``user_factors_ (n_users, k)``, ``item_factors_ (n_items, k)``, ``user_bias_``,
         ``item_bias_``, ``global_mean_`` and ``history_`` (per-epoch ``loss`` = training sum of
@@ -231,6 +245,17 @@ class MatrixFactorization(Kinded):
         progress bar shows the epoch's mean squared error, ``loss / nnz``, as ``mse``.
         A fit that raises leaves the estimator as it was.
         """
+        if client is not None:
+            if validation is not None or early_stopping is not None:
+                raise ValueError("validation and early_stopping are not supported with client=")
+            from recfast.distributed import fit_dsgd
+
+            return fit_dsgd(self, ratings, client, columns=columns,
+                            checkpoint_dir=checkpoint_dir, timeout=timeout)  # fmt: skip
+        if checkpoint_dir is not None or timeout is not None:
+            raise ValueError("checkpoint_dir and timeout apply to a distributed fit (client=)")
+        if type(ratings).__module__.startswith(("dask.dataframe", "dask_expr")):
+            raise TypeError("a dask dataframe of ratings needs client= (a dask.distributed.Client)")
         kind = _ratings_kind(ratings)
         if not kind.host:
             select("sgd_mf_epoch", self.backend, kind)  # says which GPU backend is missing
