@@ -2,8 +2,10 @@
 // arithmetic (host/device) and the CPU entry points. No Python types here.
 #pragma once
 
+#ifndef __CUDACC_RTC__
 #include <cmath>
 #include <cstdint>
+#endif
 
 #include "recfast/activation.hpp"
 #include "recfast/common.hpp"

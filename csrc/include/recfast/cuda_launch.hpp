@@ -1,0 +1,51 @@
+// Host entry points of recfast._cuda's kernels (csrc/cuda/*.cu). Plain C++: no CUDA or pybind11
+// headers, so the bindings (csrc/bindings/cuda) compile with the host compiler alone. Every
+// pointer is device memory the caller allocated (CuPy's pool or PyTorch's allocator); the
+// launchers allocate nothing, launch on `stream` and check every launch (throwing
+// std::runtime_error with CUDA's message). RECFAST_CUDA_SYNC=1 synchronizes after every launch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "recfast/mf.hpp"
+
+namespace recfast {
+namespace cuda {
+
+struct Launch {
+  void* stream = nullptr;  // a cudaStream_t; null: the legacy default stream
+};
+
+// "" when a CUDA device is usable, else why not ("no CUDA device: ..."). Never throws.
+std::string device_status();
+int device_count();
+std::string runtime_version();
+
+// Device workspace of sgd_mf_epoch, in doubles: the loss, three counters (skipped ratings, bad
+// rows/cols/order entries found by the pre-check; 64-bit integers) and one loss per block.
+inline int64_t mf_work_size(int64_t n_blocks) { return 5 + n_blocks * n_blocks; }
+
+// One SGD epoch on the device (Hogwild, or the FPSGD strata when a.block_ptr is set). Indices are
+// range-checked on the device before any update (std::invalid_argument naming the array), and
+// again as the kernel reads them (a.skipped counts ratings skipped then). Returns the loss; waits
+// for the stream (the loss comes back to the host).
+double sgd_mf_epoch(const SgdMfArgs<float, int32_t>& a, const SgdMfParams& p, double* work,
+                    const Launch& l);
+double sgd_mf_epoch(const SgdMfArgs<float, int64_t>& a, const SgdMfParams& p, double* work,
+                    const Launch& l);
+double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p, double* work,
+                    const Launch& l);
+double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p, double* work,
+                    const Launch& l);
+
+// Dense epilogues (recfast/_kernels/dense.cuh); asynchronous on the stream.
+void bias_activation(float* y, const float* b, int64_t n, int64_t h, int act, const Launch& l);
+void bias_activation(double* y, const double* b, int64_t n, int64_t h, int act, const Launch& l);
+void activation_backward(const float* g_out, const float* y, float* g_pre, int64_t total, int act,
+                         const Launch& l);
+void activation_backward(const double* g_out, const double* y, double* g_pre, int64_t total,
+                         int act, const Launch& l);
+
+}  // namespace cuda
+}  // namespace recfast
