@@ -112,7 +112,7 @@ def cuda_objects(tmp: Path) -> list:
             if r.returncode:
                 raise RuntimeError(f"nvcc failed on {rel(cu)}:\n{r.stderr[-4000:]}")
         objs.append(str(obj))
-    if log_path:
+    if log_path and log:  # only when something was compiled (CI builds from scratch)
         Path(log_path).write_text("".join(log))
     return objs
 

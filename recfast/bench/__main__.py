@@ -1,4 +1,4 @@
-"""Command line: ``python -m recfast.bench [all|mf|dense|rnn|conv2d|overhead] [--quick] [--peers] [--threads N] [--json FILE]``."""
+"""Command line: ``python -m recfast.bench [all|mf|dense|rnn|conv2d|overhead|gpu] [--quick] [--peers] [--threads N] [--json FILE]``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> int:
         "suite",
         nargs="?",
         default="all",
-        choices=["all", "mf", "dense", "rnn", "conv", "conv2d", "overhead"],
+        choices=["all", "mf", "dense", "rnn", "conv", "conv2d", "overhead", "gpu"],
         help="which benchmark suite to run (default: all)",
     )
     parser.add_argument(
@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
 
     suites = {"mf": mf.run, "dense": dense.run, "rnn": rnn.run, "conv2d": conv2d.run,
               "overhead": overhead.run}  # fmt: skip
+    if args.suite == "gpu":  # needs a CUDA device, CuPy and PyTorch; not part of "all"
+        from recfast.bench import gpu
+
+        return gpu.run(args)
     suite = "conv2d" if args.suite == "conv" else args.suite  # "conv": the old name
     names = ["mf", "dense", "rnn", "conv2d"] if suite == "all" else [suite]
     return max(suites[name](args) for name in names)
