@@ -17,8 +17,9 @@ if spills:
     sys.exit("register spills in the CUDA kernels:\n" + "\n".join(spills))
 print(f"ptxas: {n_fn} kernel variants, no spills")
 
-import recfast  # noqa: E402
 import recfast._cuda as cuda  # noqa: E402
+
+import recfast  # noqa: E402
 
 info = {b.name: b for b in recfast.backends()}["cuda"]
 if cuda.device_count() == 0:
@@ -30,4 +31,6 @@ from recfast._backends.cupy import _sources  # noqa: E402
 for name, exprs in _sources.every_instantiation().items():
     t = time.perf_counter()
     size, _ = _sources.nvrtc_compile(name, exprs, arch="sm_90")
-    print(f"NVRTC {name}.cuh: {len(exprs)} kernels, cubin {size} bytes, {time.perf_counter() - t:.1f} s")
+    print(
+        f"NVRTC {name}.cuh: {len(exprs)} kernels, cubin {size} bytes, {time.perf_counter() - t:.1f} s"
+    )

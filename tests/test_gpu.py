@@ -121,7 +121,9 @@ def test_device_pointer_checks():
     with pytest.raises(TypeError, match="CUDA device array"):
         dev.pointer(np.zeros(3), "x")
     with pytest.raises(ValueError, match="two devices: a is on GPU 0 but b is on GPU 1"):
-        dev.same_device({"a": FakeDeviceArray((2,)), "n": None, "b": FakeDeviceArray((2,), device=1)})
+        dev.same_device(
+            {"a": FakeDeviceArray((2,)), "n": None, "b": FakeDeviceArray((2,), device=1)}
+        )
     assert dev.same_device({"a": FakeDeviceArray((2,), device=1)}) == 1
 
 
@@ -148,9 +150,7 @@ def _to_device(kind):
         pytest.skip("torch is not installed")
     if not torch.cuda.is_available():
         pytest.skip(f"torch {torch.__version__} sees no CUDA device")
-    return (lambda a: torch.from_numpy(np.ascontiguousarray(a)).cuda()), (
-        lambda t: t.cpu().numpy()
-    )
+    return (lambda a: torch.from_numpy(np.ascontiguousarray(a)).cuda()), (lambda t: t.cpu().numpy())
 
 
 KINDS = ["cupy", "torch"]

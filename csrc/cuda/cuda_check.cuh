@@ -12,8 +12,8 @@ namespace cuda {
 
 inline void throw_on(cudaError_t err, const char* what) {
   if (err != cudaSuccess)
-    throw std::runtime_error(std::string("recfast CUDA: ") + what + ": " +
-                             cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")");
+    throw std::runtime_error(std::string("recfast CUDA: ") + what + ": " + cudaGetErrorName(err) +
+                             " (" + cudaGetErrorString(err) + ")");
 }
 
 inline bool sync_each_launch() {

@@ -24,8 +24,8 @@ template <typename T>
 void act_back(const T* g, const T* y, T* gp, int64_t total, int act, const Launch& l) {
   if (total == 0) return;
   cudaStream_t s = static_cast<cudaStream_t>(l.stream);
-  gpu::activation_backward<T><<<grid_for(total, kThreads * 4), kThreads, 0, s>>>(g, y, gp, total,
-                                                                               act);
+  gpu::activation_backward<T>
+      <<<grid_for(total, kThreads * 4), kThreads, 0, s>>>(g, y, gp, total, act);
   check_launch("activation_backward", s);
 }
 

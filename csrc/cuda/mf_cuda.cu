@@ -86,13 +86,27 @@ double epoch(const SgdMfArgs<T, I>& a, const SgdMfParams& p, double* work, const
   const int kpl = (a.k == 32 || a.k == 64 || a.k == 128) ? int(a.k / 32) : 0;
   const bool vec = kpl > 0 && aligned16(a.U) && aligned16(a.V);
   switch (kpl * 2 + int(vec)) {
-    case 2: run<T, I, 1, false>(a, p, work, s); break;
-    case 3: run<T, I, 1, true>(a, p, work, s); break;
-    case 4: run<T, I, 2, false>(a, p, work, s); break;
-    case 5: run<T, I, 2, true>(a, p, work, s); break;
-    case 8: run<T, I, 4, false>(a, p, work, s); break;
-    case 9: run<T, I, 4, true>(a, p, work, s); break;
-    default: run<T, I, 0, false>(a, p, work, s); break;
+    case 2:
+      run<T, I, 1, false>(a, p, work, s);
+      break;
+    case 3:
+      run<T, I, 1, true>(a, p, work, s);
+      break;
+    case 4:
+      run<T, I, 2, false>(a, p, work, s);
+      break;
+    case 5:
+      run<T, I, 2, true>(a, p, work, s);
+      break;
+    case 8:
+      run<T, I, 4, false>(a, p, work, s);
+      break;
+    case 9:
+      run<T, I, 4, true>(a, p, work, s);
+      break;
+    default:
+      run<T, I, 0, false>(a, p, work, s);
+      break;
   }
   double out[2] = {0.0, 0.0};  // the loss and the skipped count (bits of a u64)
   throw_on(cudaMemcpyAsync(out, work, sizeof out, cudaMemcpyDeviceToHost, s), "copy");

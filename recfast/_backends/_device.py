@@ -142,5 +142,12 @@ def mf_pointers(a: Any) -> dict[str, int]:
              "user_accum": a.user_accum, "item_accum": a.item_accum, "order": a.order,
              "block_ptr": a.block_ptr}  # fmt: skip
     same_device(named)
-    writable = {"user_factors", "item_factors", "user_bias", "item_bias", "user_accum", "item_accum"}
+    writable = {
+        "user_factors",
+        "item_factors",
+        "user_bias",
+        "item_bias",
+        "user_accum",
+        "item_accum",
+    }
     return {n: pointer(v, n, writable=n in writable) for n, v in named.items()}

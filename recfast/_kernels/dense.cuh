@@ -1,7 +1,8 @@
 // The dense layer's element-wise epilogues on the GPU (the product itself is cuBLAS, called
 // through the caller's CuPy or PyTorch on the same stream): y = f(y + b) in place after the GEMM,
 // and g = grad_out * f'(y) before the backward GEMMs. The activation arithmetic is
-// recfast/activation.hpp's, as on the CPU. One source for the `cuda` and `cupy` backends; NVRTC-safe.
+// recfast/activation.hpp's, as on the CPU. One source for the `cuda` and `cupy` backends;
+// NVRTC-safe.
 #pragma once
 
 #include "recfast/activation.hpp"

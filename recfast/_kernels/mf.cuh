@@ -192,10 +192,9 @@ __global__ void sgd_mf_hogwild(const I* __restrict rows, const I* __restrict col
       ++bad;
       continue;
     }
-    local += double(warp_update<T, KPL, VEC>(U + u * k, V + i * k, k, values[m], mu,
-                                             ub ? ub + u : nullptr, ib ? ib + i : nullptr,
-                                             ua ? ua + u : nullptr, ia ? ia + i : nullptr, lr, reg,
-                                             breg, lane));
+    local += double(warp_update<T, KPL, VEC>(
+        U + u * k, V + i * k, k, values[m], mu, ub ? ub + u : nullptr, ib ? ib + i : nullptr,
+        ua ? ua + u : nullptr, ia ? ia + i : nullptr, lr, reg, breg, lane));
   }
   if (lane == 0) {
     if (local != 0.0) atomicAdd(sse, local);
@@ -225,10 +224,9 @@ __global__ void sgd_mf_stratum(const I* __restrict rows, const I* __restrict col
       ++bad;
       continue;
     }
-    local += double(warp_update<T, KPL, VEC>(U + u * k, V + i * k, k, values[m], mu,
-                                             ub ? ub + u : nullptr, ib ? ib + i : nullptr,
-                                             ua ? ua + u : nullptr, ia ? ia + i : nullptr, lr, reg,
-                                             breg, lane));
+    local += double(warp_update<T, KPL, VEC>(
+        U + u * k, V + i * k, k, values[m], mu, ub ? ub + u : nullptr, ib ? ib + i : nullptr,
+        ua ? ua + u : nullptr, ia ? ia + i : nullptr, lr, reg, breg, lane));
   }
   if (lane == 0) {
     block_sse[id] = local;

@@ -96,7 +96,11 @@ def mf_rmse(data: Path, backends: list[str], k: int = 32, epochs: int = 30) -> d
     rows, cols, vals, test = _load_ml100k(data)
     nu, ni = int(rows.max()) + 1, int(cols.max()) + 1
     tr = ~test
-    r32, c32, v32 = rows[tr].astype(np.int32), cols[tr].astype(np.int32), vals[tr].astype(np.float32)
+    r32, c32, v32 = (
+        rows[tr].astype(np.int32),
+        cols[tr].astype(np.int32),
+        vals[tr].astype(np.float32),
+    )
     mu = float(v32.mean())
     rng = np.random.default_rng(1)
     U0 = (rng.standard_normal((nu, k)) * 0.1).astype(np.float32)

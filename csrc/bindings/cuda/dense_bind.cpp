@@ -10,7 +10,8 @@ namespace recfast {
 namespace {
 
 void check_act(int act) {
-  RECFAST_CHECK(act >= 0 && act < int(Act::count), "unknown activation code " + std::to_string(act));
+  RECFAST_CHECK(act >= 0 && act < int(Act::count),
+                "unknown activation code " + std::to_string(act));
 }
 
 cuda::Launch on(uintptr_t stream) {
@@ -33,8 +34,8 @@ void bind_cuda_dense(py::module_& m) {
           cuda::bias_activation(reinterpret_cast<float*>(y), reinterpret_cast<const float*>(b), n,
                                 h, act, on(stream));
         else if (dtype == "float64")
-          cuda::bias_activation(reinterpret_cast<double*>(y), reinterpret_cast<const double*>(b),
-                                n, h, act, on(stream));
+          cuda::bias_activation(reinterpret_cast<double*>(y), reinterpret_cast<const double*>(b), n,
+                                h, act, on(stream));
         else
           throw std::invalid_argument("recfast: dtype must be float32 or float64");
       },

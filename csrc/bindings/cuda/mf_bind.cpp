@@ -77,19 +77,17 @@ void bind_cuda_mf(py::module_& m) {
       [](const std::string& dtype, const std::string& index, uintptr_t rows, uintptr_t cols,
          uintptr_t values, int64_t nnz, uintptr_t U, uintptr_t V, int64_t n_users, int64_t n_items,
          int64_t k, uintptr_t ub, uintptr_t ib, uintptr_t ua, uintptr_t ia, uintptr_t order,
-         int64_t n_order, uintptr_t block_ptr, int64_t n_blocks, double lr, double reg,
-         double breg, double mu, uintptr_t work, int64_t work_size, uintptr_t stream) {
+         int64_t n_order, uintptr_t block_ptr, int64_t n_blocks, double lr, double reg, double breg,
+         double mu, uintptr_t work, int64_t work_size, uintptr_t stream) {
         const bool i32 = index == "int32";
         RECFAST_CHECK(i32 || index == "int64", "index dtype must be int32 or int64, got " + index);
         if (dtype == "float32")
           return i32 ? epoch_py<float, int32_t>(rows, cols, values, nnz, U, V, n_users, n_items, k,
-                                                ub, ib, ua, ia, order, n_order, block_ptr,
-                                                n_blocks, lr, reg, breg, mu, work, work_size,
-                                                stream)
+                                                ub, ib, ua, ia, order, n_order, block_ptr, n_blocks,
+                                                lr, reg, breg, mu, work, work_size, stream)
                      : epoch_py<float, int64_t>(rows, cols, values, nnz, U, V, n_users, n_items, k,
-                                                ub, ib, ua, ia, order, n_order, block_ptr,
-                                                n_blocks, lr, reg, breg, mu, work, work_size,
-                                                stream);
+                                                ub, ib, ua, ia, order, n_order, block_ptr, n_blocks,
+                                                lr, reg, breg, mu, work, work_size, stream);
         RECFAST_CHECK(dtype == "float64", "dtype must be float32 or float64, got " + dtype);
         return i32 ? epoch_py<double, int32_t>(rows, cols, values, nnz, U, V, n_users, n_items, k,
                                                ub, ib, ua, ia, order, n_order, block_ptr, n_blocks,

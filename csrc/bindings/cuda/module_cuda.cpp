@@ -21,7 +21,8 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("device_status", &recfast::cuda::device_status,
         "'' when a CUDA device is usable, else the reason ('no CUDA device (...)'). Never raises.");
   m.def("device_count", &recfast::cuda::device_count);
-  m.def("runtime_version", &recfast::cuda::runtime_version, "CUDA runtime linked in, 'major.minor'.");
+  m.def("runtime_version", &recfast::cuda::runtime_version,
+        "CUDA runtime linked in, 'major.minor'.");
   m.def("codes", &recfast::bind::codes, "The activation and cell codes the kernels take.");
   recfast::bind_cuda_mf(m);
   recfast::bind_cuda_dense(m);
