@@ -172,6 +172,48 @@ def dense_times(n: int, d: int, h: int, backends: list[str]) -> dict[str, float]
     return out
 
 
+def rnn_times(cell: str, T: int, N: int, D: int, H: int, backends: list[str]) -> dict[str, float]:
+    """Sequence forward (outputs of every step) in ms: recfast vs torch.nn.GRU/LSTM (cuDNN)."""
+    import torch
+
+    mod = (torch.nn.GRU if cell == "gru" else torch.nn.LSTM)(D, H).cuda()
+    x = torch.randn(T, N, D, device="cuda")
+    h0 = torch.zeros(1, N, H, device="cuda")
+    with torch.no_grad():
+        ref = mod(x, h0 if cell == "gru" else (h0, h0))[0]
+    _, _, p = recfast.from_torch(mod)
+    p = {k: torch.from_numpy(v).cuda() for k, v in p.items()}
+    out = {}
+    for be in backends:
+        got = recfast.rnn_forward(x, h0[0], p, cell=cell, backend=be).outputs
+        err = float((got - ref).norm() / ref.norm())
+        assert err < 1e-3, f"{cell} {be}: relative error {err:.2e} against cuDNN"
+        out[be] = _sync_ms(lambda be=be: recfast.rnn_forward(x, h0[0], p, cell=cell, backend=be))
+    with torch.no_grad():
+        out["torch"] = _sync_ms(lambda: mod(x, h0 if cell == "gru" else (h0, h0)))
+    return out
+
+
+def step_times(N: int, D: int, H: int, backends: list[str]) -> dict[str, float]:
+    """One GRU step in ms: recfast.gru_step vs torch.nn.GRUCell."""
+    import torch
+
+    cellm = torch.nn.GRUCell(D, H).cuda()
+    x, h = torch.randn(N, D, device="cuda"), torch.randn(N, H, device="cuda")
+    W, U = cellm.weight_ih.detach(), cellm.weight_hh.detach()
+    bi, bh = cellm.bias_ih.detach(), cellm.bias_hh.detach()
+    with torch.no_grad():
+        ref = cellm(x, h)
+    out = {}
+    for be in backends:
+        got = recfast.gru_step(x, h, W, U, bi, bh, backend=be)
+        assert float((got - ref).norm() / ref.norm()) < 1e-3, f"gru_step {be}"
+        out[be] = _sync_ms(lambda be=be: recfast.gru_step(x, h, W, U, bi, bh, backend=be))
+    with torch.no_grad():
+        out["torch"] = _sync_ms(lambda: cellm(x, h))
+    return out
+
+
 def _sync_ms(fn, repeats: int = 20) -> float:
     import torch
 
@@ -230,9 +272,25 @@ def run(args: Any) -> int:
         f"torch {dt['torch']:.3f}", f"{ratio:.2f}x", "<= 1.2x torch",
         "met" if ratio <= 1.2 else "missed",
     ))  # fmt: skip
-    for what, target in (("conv2d fwd NHWC vs cuDNN", "<= 1.5x cuDNN (batch 256)"),
-                         ("GRU/LSTM T=50 N=256 D=128 H=256", "<= 1.3x cuDNN")):  # fmt: skip
-        rows.append((what, "-", "-", "", "", target, "not done: no GPU kernel in this build"))
+    for cell in ("gru", "lstm"):
+        rt = rnn_times(cell, 50, 256, 128, 256, gpu)
+        ratio = rt["cuda"] / rt["torch"] if "cuda" in rt else float("nan")
+        rows.append((
+            f"{cell.upper()} seq fwd T=50 N=256 D=128 H=256 (ms)",
+            *(f"{rt[b]:.3f}" if b in rt else "-" for b in ("cuda", "cupy")),
+            f"cuDNN {rt['torch']:.3f}", f"{ratio:.2f}x", "<= 1.3x cuDNN",
+            "met" if ratio <= 1.3 else "missed",
+        ))  # fmt: skip
+    st = step_times(16, 128, 256, gpu)
+    ratio = st["cuda"] / st["torch"] if "cuda" in st else float("nan")
+    rows.append((
+        "gru_step N=16 D=128 H=256 (ms)",
+        *(f"{st[b]:.4f}" if b in st else "-" for b in ("cuda", "cupy")),
+        f"GRUCell {st['torch']:.4f}", f"{ratio:.2f}x", "< 1x GRUCell",
+        "met" if ratio < 1 else "missed",
+    ))  # fmt: skip
+    rows.append(("RNN BPTT, conv2d, max-pool", "-", "-", "", "", "vs cuDNN",
+                 "not done: no GPU kernel in this build"))  # fmt: skip
 
     head = ("benchmark", "recfast cuda", "recfast cupy", "peer / ceiling", "ratio", "target",
             "status")  # fmt: skip

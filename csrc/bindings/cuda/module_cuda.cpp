@@ -9,6 +9,7 @@
 namespace recfast {
 void bind_cuda_mf(py::module_& m);
 void bind_cuda_dense(py::module_& m);
+void bind_cuda_rnn(py::module_& m);
 }  // namespace recfast
 
 PYBIND11_MODULE(_cuda, m) {
@@ -26,4 +27,5 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("codes", &recfast::bind::codes, "The activation and cell codes the kernels take.");
   recfast::bind_cuda_mf(m);
   recfast::bind_cuda_dense(m);
+  recfast::bind_cuda_rnn(m);
 }

@@ -47,5 +47,18 @@ void activation_backward(const float* g_out, const float* y, float* g_pre, int64
 void activation_backward(const double* g_out, const double* y, double* g_pre, int64_t total,
                          int act, const Launch& l);
 
+// One fused recurrent step (recfast/_kernels/rnn.cuh) over N x H units; asynchronous.
+struct RnnStepArgs {
+  int cell = 0, act = 0;
+  const void *a = nullptr, *u = nullptr, *b_ih = nullptr, *b_hh = nullptr;
+  const int64_t* lengths = nullptr;
+  int64_t t = 0;
+  const void *h_prev = nullptr, *c_prev = nullptr;
+  void *h_new = nullptr, *c_new = nullptr, *out_t = nullptr, *gates_t = nullptr;
+  int64_t N = 0, H = 0;
+};
+void rnn_step_forward_f32(const RnnStepArgs& a, const Launch& l);
+void rnn_step_forward_f64(const RnnStepArgs& a, const Launch& l);
+
 }  // namespace cuda
 }  // namespace recfast

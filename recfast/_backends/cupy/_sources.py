@@ -68,6 +68,10 @@ def dense_names(dtype: str) -> dict[str, str]:
     }
 
 
+def rnn_names(dtype: str) -> dict[str, str]:
+    return {"step": f"recfast::gpu::rnn_step_forward<{FLOAT_T[dtype]}>"}
+
+
 def every_instantiation() -> dict[str, list[str]]:
     """Kernel file -> every name expression a backend may ask for (what CI compiles)."""
     mf: set[str] = set()
@@ -79,7 +83,8 @@ def every_instantiation() -> dict[str, list[str]]:
                         continue  # the strided loop has no vector form
                     mf.update(mf_names(dt, ix, kpl, vec).values())
     dense = {n for dt in FLOAT_T for n in dense_names(dt).values()}
-    return {"mf": sorted(mf), "dense": sorted(dense)}
+    rnn = {n for dt in FLOAT_T for n in rnn_names(dt).values()}
+    return {"mf": sorted(mf), "dense": sorted(dense), "rnn": sorted(rnn)}
 
 
 # --- NVRTC without a GPU (CI): the PyPI wheel nvidia-cuda-nvrtc or a CUDA toolkit's libnvrtc ----
