@@ -61,6 +61,7 @@ class OptionalBuildExt(build_ext):
         try:
             if ext.name == "recfast._cuda":
                 ext.extra_objects = cuda_objects(Path(self.build_temp) / "cuda")
+                ext.depends = ext.depends + ext.extra_objects  # a new object relinks the module
             super().build_extension(ext)
         except Exception as exc:
             if ext.name != "recfast._cuda":

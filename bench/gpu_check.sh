@@ -57,7 +57,8 @@ tail -3 "$OUT/tests.log"
 note "compute-sanitizer memcheck (short subset)"
 if command -v compute-sanitizer >/dev/null; then
   timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 "$PY" -m pytest -q -x \
-    -p no:cacheprovider tests/test_gpu.py -k "float32 and (hogwild and cupy and sgd-bias or blocked or dense and relu)" \
+    -p no:cacheprovider tests/test_gpu.py \
+    -k "float32 and cuda and (hogwild and 64 or blocked or dense and relu or lstm or conv2d or pool)" \
     >"$OUT/memcheck.log" 2>&1
   rc=$?
   tail -4 "$OUT/memcheck.log"

@@ -291,7 +291,7 @@ def test_dense_matches_reference(backend, kind, dtype, activation):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("ragged", [False, True], ids=["full", "lengths"])
-def test_rnn_forward_matches_reference(backend, kind, dtype, cell, ragged):
+def test_rnn_forward_backward_match_reference(backend, kind, dtype, cell, ragged):
     _backend_or_skip(backend)
     to, back = _to_device(kind)
     rng = np.random.default_rng(7)
@@ -323,9 +323,82 @@ def test_rnn_forward_matches_reference(backend, kind, dtype, cell, ragged):
             assert got is None
             continue
         np.testing.assert_allclose(back(got), want, rtol=tol, atol=tol)
+    # BPTT on the device against the reference (every gradient is a freshly allocated array)
+    gy = rng.standard_normal((T, N, H)).astype(dtype)
+    ghl = rng.standard_normal((N, H)).astype(dtype)
+    gcl = rng.standard_normal((N, H)).astype(dtype) if cell == "lstm" else None
+    gref = recfast.rnn_backward(gy, ghl, ref.cache, p, grad_c_last=gcl, backend="reference")
+    gout = recfast.rnn_backward(
+        to(gy), to(ghl), out.cache, {k: to(v) for k, v in p.items()}, grad_c_last=dv(gcl),
+        backend=backend,
+    )  # fmt: skip
+    assert sorted(gout) == sorted(gref)
+    gtol = 1e-4 if dtype == np.float32 else 1e-11
+    for key in gref:
+        np.testing.assert_allclose(back(gout[key]), gref[key], rtol=gtol, atol=gtol, err_msg=key)
     # the step op is a T = 1 sequence on the same kernel
     if cell == "gru":
         h1 = recfast.gru_step(to(xs[0]), to(h0), to(p["W"]), to(p["U"]), to(p["b_ih"]),
                               to(p["b_hh"]), backend=backend)  # fmt: skip
         r1 = recfast.gru_step(xs[0], h0, p["W"], p["U"], p["b_ih"], p["b_hh"], backend="reference")
         np.testing.assert_allclose(back(h1), r1, rtol=tol, atol=tol)
+
+
+CONV_CASES = [  # (x shape, w shape, stride, padding, dilation)
+    ((2, 7, 6, 3), (3, 3, 3, 4), 1, "same", 1),
+    ((1, 9, 8, 2), (3, 2, 2, 5), (2, 1), "valid", (1, 2)),
+    ((3, 5, 5, 1), (2, 2, 1, 3), 2, "full", 1),
+]
+
+
+@gpu
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+@pytest.mark.parametrize("activation", [None, "relu", "tanh"])
+def test_conv2d_matches_reference(backend, kind, dtype, case, activation):
+    _backend_or_skip(backend)
+    to, back = _to_device(kind)
+    xs, ws, stride, padding, dilation = CONV_CASES[case]
+    rng = np.random.default_rng(case)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = (rng.standard_normal(ws) * 0.3).astype(dtype)
+    b = rng.standard_normal(ws[3]).astype(dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, activation=activation)
+    ref = recfast.conv2d(x, w, b, backend="reference", **kw)
+    out = recfast.conv2d(to(x), to(w), to(b), backend=backend, **kw)
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(back(out), ref, rtol=tol, atol=tol)
+    g = rng.standard_normal(ref.shape).astype(dtype)
+    gref = recfast.conv2d_backward(g, x, w, output=ref, backend="reference", **kw)
+    gout = recfast.conv2d_backward(to(g), to(x), to(w), output=out, backend=backend, **kw)
+    for got, want in zip(gout, gref):
+        np.testing.assert_allclose(back(got), want, rtol=tol, atol=tol)
+
+
+@gpu
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size, stride, padding", [(2, None, 0), (3, 2, 1), ((3, 2), 1, (1, 0))])
+def test_max_pool2d_matches_reference(backend, kind, dtype, size, stride, padding):
+    _backend_or_skip(backend)
+    to, back = _to_device(kind)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 7, 6, 3)).astype(dtype)
+    x[0, 1, 1, 0] = np.nan  # a NaN wins its windows, as on the CPU
+    x[1, 2:4, 2:4, 1] = 0.5  # ties: the first maximum in window order
+    ref, ridx = recfast.max_pool2d(x, size, stride, padding, backend="reference")
+    out, idx = recfast.max_pool2d(to(x), size, stride, padding, backend=backend)
+    np.testing.assert_array_equal(back(idx), ridx)
+    np.testing.assert_array_equal(back(out), ref)
+    g = rng.standard_normal(ref.shape).astype(dtype)
+    gref = recfast.max_pool2d_backward(g, ridx, x.shape, backend="reference")
+    gout = recfast.max_pool2d_backward(to(g), idx, x.shape, backend=backend)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(back(gout), gref, rtol=tol, atol=tol)
+    bad = back(idx).copy()
+    bad.flat[5] = 7 * 6  # one past the end
+    with pytest.raises(ValueError, match="indices"):
+        recfast.max_pool2d_backward(to(g), to(bad), x.shape, backend=backend)

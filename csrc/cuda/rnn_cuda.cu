@@ -24,8 +24,23 @@ void step(const RnnStepArgs& a, const Launch& l) {
   check_launch("rnn_step_forward", s);
 }
 
+template <typename T>
+void step_back(const RnnStepBackArgs& a, const Launch& l) {
+  if (a.N * a.H == 0) return;
+  cudaStream_t s = static_cast<cudaStream_t>(l.stream);
+  gpu::rnn_step_backward<T><<<grid_for(a.N * a.H, kThreads), kThreads, 0, s>>>(
+      a.cell, a.act, static_cast<const T*>(a.grad_out_t), static_cast<T*>(a.dh_base),
+      static_cast<const T*>(a.dh_mat), static_cast<T*>(a.dc), static_cast<const T*>(a.h_prev),
+      static_cast<const T*>(a.h), static_cast<const T*>(a.c_prev), static_cast<const T*>(a.c),
+      static_cast<const T*>(a.gates_t), reinterpret_cast<const long long*>(a.lengths), a.t,
+      static_cast<T*>(a.gx_t), static_cast<T*>(a.gh_t), a.N, a.H);
+  check_launch("rnn_step_backward", s);
+}
+
 }  // namespace
 
+void rnn_step_backward_f32(const RnnStepBackArgs& a, const Launch& l) { step_back<float>(a, l); }
+void rnn_step_backward_f64(const RnnStepBackArgs& a, const Launch& l) { step_back<double>(a, l); }
 void rnn_step_forward_f32(const RnnStepArgs& a, const Launch& l) { step<float>(a, l); }
 void rnn_step_forward_f64(const RnnStepArgs& a, const Launch& l) { step<double>(a, l); }
 

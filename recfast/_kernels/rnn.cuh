@@ -54,5 +54,56 @@ __global__ void rnn_step_forward(int cell, int act, const T* __restrict a, const
   }
 }
 
+// BPTT, unit (n, j) of step t, going backwards. The gradient reaching h_t is dh_base + dh_mat
+// (dh_mat = the previous launch's gh @ U, by cuBLAS; zero at the start). Writes the pre-activation
+// gradients gx_t, gh_t (N, G H) (zero past the sequence's end; gh_t may be gx_t: RNN and LSTM),
+// and dh_base = what reaches h_{t-1} besides gh_t @ U (the GRU's direct path, or the carried
+// gradient past the end); the LSTM's dc in place. grad_out_t may be null.
+template <typename T>
+__global__ void rnn_step_backward(int cell, int act, const T* __restrict grad_out_t, T* dh_base,
+                                  const T* __restrict dh_mat, T* dc, const T* __restrict h_prev,
+                                  const T* __restrict h, const T* __restrict c_prev,
+                                  const T* __restrict c, const T* __restrict gates_t,
+                                  const long long* __restrict lengths, long long t, T* gx_t,
+                                  T* gh_t, long long N, long long H) {
+  const Cell cl = static_cast<Cell>(cell);
+  const long long G = gate_count(cl);
+  for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < N * H;
+       e += (long long)gridDim.x * blockDim.x) {
+    const long long n = e / H, j = e % H;
+    const bool live = !lengths || lengths[n] > t;
+    const T dh = dh_base[e] + dh_mat[e];
+    const T d = dh + (grad_out_t ? grad_out_t[e] : T(0));
+    T gx[4] = {T(0), T(0), T(0), T(0)}, gh[4] = {T(0), T(0), T(0), T(0)};
+    T direct = T(0);
+    if (cl == Cell::rnn) {
+      gx[0] = gh[0] = d * act_grad_from_output(static_cast<Act>(act), h[e]);
+    } else if (cl == Cell::gru) {
+      const T* gt = gates_t + n * 4 * H;
+      const GruGrads<T> g =
+          gru_backward(d, h_prev[e], gt[j], gt[H + j], gt[2 * H + j], gt[3 * H + j]);
+      gx[0] = gh[0] = g.dr;
+      gx[1] = gh[1] = g.dz;
+      gx[2] = g.dn;
+      gh[2] = g.dhn;
+      direct = g.dh_prev;
+    } else {
+      const T* gt = gates_t + n * 4 * H;
+      const LstmGrads<T> g =
+          lstm_backward(d, dc[e], c_prev[e], gt[j], gt[H + j], gt[2 * H + j], gt[3 * H + j], c[e]);
+      gx[0] = gh[0] = g.di;
+      gx[1] = gh[1] = g.df;
+      gx[2] = gh[2] = g.dg;
+      gx[3] = gh[3] = g.do_;
+      if (live) dc[e] = g.dc_prev;
+    }
+    for (long long k = 0; k < G; ++k) {
+      gx_t[n * G * H + k * H + j] = live ? gx[k] : T(0);
+      if (gh_t != gx_t) gh_t[n * G * H + k * H + j] = live ? gh[k] : T(0);
+    }
+    dh_base[e] = live ? direct : dh;
+  }
+}
+
 }  // namespace gpu
 }  // namespace recfast

@@ -191,6 +191,21 @@ def rnn_times(cell: str, T: int, N: int, D: int, H: int, backends: list[str]) ->
         out[be] = _sync_ms(lambda be=be: recfast.rnn_forward(x, h0[0], p, cell=cell, backend=be))
     with torch.no_grad():
         out["torch"] = _sync_ms(lambda: mod(x, h0 if cell == "gru" else (h0, h0)))
+    gy = torch.randn(T, N, H, device="cuda")
+    for be in backends:
+
+        def fb(be=be):
+            f = recfast.rnn_forward(x, h0[0], p, cell=cell, return_cache=True, backend=be)
+            return recfast.rnn_backward(gy, None, f.cache, p, backend=be)
+
+        out[be + " fwd+bwd"] = _sync_ms(fb)
+    xg = x.clone().requires_grad_(True)
+
+    def tfb():
+        y = mod(xg, h0 if cell == "gru" else (h0, h0))[0]
+        y.backward(gy)
+
+    out["torch fwd+bwd"] = _sync_ms(tfb)
     return out
 
 
@@ -211,6 +226,38 @@ def step_times(N: int, D: int, H: int, backends: list[str]) -> dict[str, float]:
         out[be] = _sync_ms(lambda be=be: recfast.gru_step(x, h, W, U, bi, bh, backend=be))
     with torch.no_grad():
         out["torch"] = _sync_ms(lambda: cellm(x, h))
+    return out
+
+
+CONV_SHAPES = [(28, 28, 1, 32, 3), (32, 32, 3, 64, 3), (64, 64, 16, 64, 5), (14, 14, 32, 64, 3)]
+
+
+def conv_times(n: int, h: int, w: int, c: int, co: int, k: int, backends: list[str]) -> dict:
+    """conv2d forward ("same", bias, relu) in ms: recfast NHWC vs cuDNN through PyTorch
+    (channels_last, TF32 off: the same fp32 arithmetic)."""
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    x = torch.randn(n, h, w, c, device="cuda")
+    wt = torch.randn(k, k, c, co, device="cuda") * 0.1
+    b = torch.randn(co, device="cuda")
+    xt = x.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels_last for cuDNN
+    wc = wt.permute(3, 2, 0, 1).contiguous()
+
+    def tt():
+        return torch.relu(torch.nn.functional.conv2d(xt, wc, b, padding=k // 2))
+
+    ref = tt().permute(0, 2, 3, 1)
+    out = {}
+    for be in backends:
+        got = recfast.conv2d(x, wt, b, padding="same", activation="relu", backend=be)
+        err = float((got - ref).norm() / ref.norm())
+        assert err < 1e-3, f"conv2d {be}: relative error {err:.2e} against cuDNN"
+        out[be] = _sync_ms(
+            lambda be=be: recfast.conv2d(x, wt, b, padding="same", activation="relu", backend=be)
+        )
+    with torch.no_grad():
+        out["torch"] = _sync_ms(tt)
     return out
 
 
@@ -281,6 +328,13 @@ def run(args: Any) -> int:
             f"cuDNN {rt['torch']:.3f}", f"{ratio:.2f}x", "<= 1.3x cuDNN",
             "met" if ratio <= 1.3 else "missed",
         ))  # fmt: skip
+        fbr = rt["cuda fwd+bwd"] / rt["torch fwd+bwd"] if "cuda" in rt else float("nan")
+        rows.append((
+            f"{cell.upper()} seq fwd+bwd, same shape (ms)",
+            *(f"{rt[b + ' fwd+bwd']:.3f}" if b in rt else "-" for b in ("cuda", "cupy")),
+            f"cuDNN {rt['torch fwd+bwd']:.3f}", f"{fbr:.2f}x", "<= 1.3x cuDNN",
+            "met" if fbr <= 1.3 else "missed",
+        ))  # fmt: skip
     st = step_times(16, 128, 256, gpu)
     ratio = st["cuda"] / st["torch"] if "cuda" in st else float("nan")
     rows.append((
@@ -289,8 +343,16 @@ def run(args: Any) -> int:
         f"GRUCell {st['torch']:.4f}", f"{ratio:.2f}x", "< 1x GRUCell",
         "met" if ratio < 1 else "missed",
     ))  # fmt: skip
-    rows.append(("RNN BPTT, conv2d, max-pool", "-", "-", "", "", "vs cuDNN",
-                 "not done: no GPU kernel in this build"))  # fmt: skip
+    for batch, target, limit in ((256, "<= 1.5x cuDNN", 1.5), (1, "< 1x cuDNN", 1.0)):
+        for h, w, c, co, k in CONV_SHAPES[:2] if args.quick else CONV_SHAPES:
+            ct = conv_times(batch, h, w, c, co, k, gpu)
+            ratio = ct["cuda"] / ct["torch"] if "cuda" in ct else float("nan")
+            rows.append((
+                f"conv2d fwd N={batch} {h}x{w}x{c}->{co} k{k} (ms)",
+                *(f"{ct[b]:.3f}" if b in ct else "-" for b in ("cuda", "cupy")),
+                f"cuDNN {ct['torch']:.3f}", f"{ratio:.2f}x", target,
+                "met" if ratio <= limit else "missed",
+            ))  # fmt: skip
 
     head = ("benchmark", "recfast cuda", "recfast cupy", "peer / ceiling", "ratio", "target",
             "status")  # fmt: skip

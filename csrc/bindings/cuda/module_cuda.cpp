@@ -10,6 +10,7 @@ namespace recfast {
 void bind_cuda_mf(py::module_& m);
 void bind_cuda_dense(py::module_& m);
 void bind_cuda_rnn(py::module_& m);
+void bind_cuda_conv2d(py::module_& m);
 }  // namespace recfast
 
 PYBIND11_MODULE(_cuda, m) {
@@ -28,4 +29,5 @@ PYBIND11_MODULE(_cuda, m) {
   recfast::bind_cuda_mf(m);
   recfast::bind_cuda_dense(m);
   recfast::bind_cuda_rnn(m);
+  recfast::bind_cuda_conv2d(m);
 }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "recfast/conv2d.hpp"
 #include "recfast/mf.hpp"
 
 namespace recfast {
@@ -59,6 +60,38 @@ struct RnnStepArgs {
 };
 void rnn_step_forward_f32(const RnnStepArgs& a, const Launch& l);
 void rnn_step_forward_f64(const RnnStepArgs& a, const Launch& l);
+
+// One BPTT step (recfast/_kernels/rnn.cuh, rnn_step_backward); asynchronous.
+struct RnnStepBackArgs {
+  int cell = 0, act = 0;
+  const void* grad_out_t = nullptr;
+  void* dh_base = nullptr;
+  const void* dh_mat = nullptr;
+  void* dc = nullptr;
+  const void *h_prev = nullptr, *h = nullptr, *c_prev = nullptr, *c = nullptr;
+  const void* gates_t = nullptr;
+  const int64_t* lengths = nullptr;
+  int64_t t = 0;
+  void *gx_t = nullptr, *gh_t = nullptr;
+  int64_t N = 0, H = 0;
+};
+void rnn_step_backward_f32(const RnnStepBackArgs& a, const Launch& l);
+void rnn_step_backward_f64(const RnnStepBackArgs& a, const Launch& l);
+
+// Direct NHWC convolution and max-pooling (recfast/_kernels/conv2d.cuh); asynchronous. f64 picks
+// double over float for every pointer. count_out_of_range adds to *bad (device memory).
+void conv2d_forward(bool f64, const void* x, const void* w, const void* bias, void* y,
+                    const Conv2dShape& s, int act, const Launch& l);
+void conv2d_grad_x(bool f64, const void* g, const void* w, void* gx, const Conv2dShape& s,
+                   const Launch& l);
+void conv2d_grad_w(bool f64, const void* g, const void* x, void* gw, const Conv2dShape& s,
+                   const Launch& l);
+void max_pool2d_forward(bool f64, const void* x, void* out, int64_t* idx, const Pool2dShape& s,
+                        const Launch& l);
+void max_pool2d_backward(bool f64, const void* g, const int64_t* idx, void* gx,
+                         unsigned long long* bad, const Pool2dShape& s, const Launch& l);
+void count_out_of_range(const int64_t* idx, int64_t n, int64_t bound, unsigned long long* bad,
+                        const Launch& l);
 
 }  // namespace cuda
 }  // namespace recfast

@@ -69,7 +69,23 @@ def dense_names(dtype: str) -> dict[str, str]:
 
 
 def rnn_names(dtype: str) -> dict[str, str]:
-    return {"step": f"recfast::gpu::rnn_step_forward<{FLOAT_T[dtype]}>"}
+    t = FLOAT_T[dtype]
+    return {
+        "step": f"recfast::gpu::rnn_step_forward<{t}>",
+        "step_backward": f"recfast::gpu::rnn_step_backward<{t}>",
+    }
+
+
+def conv2d_names(dtype: str) -> dict[str, str]:
+    t = FLOAT_T[dtype]
+    return {
+        "forward": f"recfast::gpu::conv2d_forward<{t}>",
+        "grad_x": f"recfast::gpu::conv2d_grad_x<{t}>",
+        "grad_w": f"recfast::gpu::conv2d_grad_w<{t}>",
+        "pool": f"recfast::gpu::max_pool2d_forward<{t}>",
+        "pool_backward": f"recfast::gpu::max_pool2d_backward<{t}>",
+        "count": "recfast::gpu::count_out_of_range<long long>",
+    }
 
 
 def every_instantiation() -> dict[str, list[str]]:
@@ -84,7 +100,8 @@ def every_instantiation() -> dict[str, list[str]]:
                     mf.update(mf_names(dt, ix, kpl, vec).values())
     dense = {n for dt in FLOAT_T for n in dense_names(dt).values()}
     rnn = {n for dt in FLOAT_T for n in rnn_names(dt).values()}
-    return {"mf": sorted(mf), "dense": sorted(dense), "rnn": sorted(rnn)}
+    conv = {n for dt in FLOAT_T for n in conv2d_names(dt).values()}
+    return {"mf": sorted(mf), "dense": sorted(dense), "rnn": sorted(rnn), "conv2d": sorted(conv)}
 
 
 # --- NVRTC without a GPU (CI): the PyPI wheel nvidia-cuda-nvrtc or a CUDA toolkit's libnvrtc ----
