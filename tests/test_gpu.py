@@ -15,6 +15,7 @@ import importlib.util
 
 import numpy as np
 import pytest
+from op_cases import CASES
 
 import recfast
 from recfast._backends import _device as dev
@@ -402,3 +403,32 @@ def test_max_pool2d_matches_reference(backend, kind, dtype, size, stride, paddin
     bad.flat[5] = 7 * 6  # one past the end
     with pytest.raises(ValueError, match="indices"):
         recfast.max_pool2d_backward(to(g), to(bad), x.shape, backend=backend)
+
+
+# The cases every backend and kind runs (tests/op_cases.py), here on the device. SGD-MF's case
+# has colliding ratings (Hogwild on the GPU is not sequential: the matching-problem test above
+# covers it), and the block layout has no GPU kernel.
+DEVICE_CASES = [c for c in CASES if c not in ("sgd_mf_epoch", "mf_block_layout")]
+
+
+@gpu
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case", DEVICE_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_op_case_on_the_device(backend, kind, case, dtype):
+    _backend_or_skip(backend)
+    to, back = _to_device(kind)
+    make, call = CASES[case]
+    a = make(np.random.default_rng(0), dtype)
+    want = call({k: v.copy() for k, v in a.items()}, "reference")
+    got = call({k: to(v) if isinstance(v, np.ndarray) else v for k, v in a.items()}, backend)
+    assert set(got) == set(want)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for key, w in want.items():
+        g = got[key]
+        if isinstance(w, np.ndarray):
+            assert type(g).__module__.split(".")[0] == kind, f"{key}: {type(g)}"
+            np.testing.assert_allclose(back(g), w, rtol=tol, atol=tol, err_msg=key)
+        else:
+            assert g == pytest.approx(w, rel=tol), key
