@@ -5,8 +5,8 @@
 #   2. run the tests marked gpu (and the rest of tests/test_gpu.py);
 #   3. compute-sanitizer memcheck over a short subset, when the tool runs on this machine;
 #   4. the GPU benchmarks (recfast cuda vs the cupy fallback vs PyTorch), one table printed last.
-# Under 8 minutes: each step has its own time limit. Missing pure-Python dependencies
-# (array-api-compat) are installed from ./.whl when present (pip download them beforehand).
+# Under 8 minutes: each step has its own time limit. array-api-compat, which that image lacks, is
+# installed from ./.whl when present, else taken from SciPy's vendored copy.
 # Environment: PY (default python3), RECFAST_ML100K (folder with u.data; default: the first of
 # ../shared/data/ml-100k and .gpudata/ml-100k that exists), OUT (logs; default a temp folder).
 set -uo pipefail
@@ -24,11 +24,15 @@ nvcc --version | tail -1
 "$PY" -c "import sys, torch, cupy; print(sys.version.split()[0], 'torch', torch.__version__, 'cupy', cupy.__version__)"
 
 if ! "$PY" -c "import array_api_compat" 2>/dev/null; then
+  mkdir -p /tmp/rf-site
+  export PYTHONPATH=/tmp/rf-site${PYTHONPATH:+:$PYTHONPATH}
   if ls .whl/*.whl >/dev/null 2>&1; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/rf-site .whl/*.whl
-    export PYTHONPATH=/tmp/rf-site${PYTHONPATH:+:$PYTHONPATH}
-  else
-    echo "array-api-compat is missing and ./.whl holds no wheels: pip download it first" >&2
+  else  # no network: SciPy's (or scikit-learn's) vendored copy of the same package
+    vendored=$("$PY" -c "import os, scipy._lib.array_api_compat as m; print(os.path.dirname(m.__file__))" \
+      2>/dev/null || "$PY" -c "import os, sklearn.externals.array_api_compat as m; print(os.path.dirname(m.__file__))")
+    ln -sfn "$vendored" /tmp/rf-site/array_api_compat
+    echo "array-api-compat: using the vendored copy at $vendored"
   fi
 fi
 

@@ -21,6 +21,16 @@ using u64 = unsigned long long;
 template <typename I>
 using DevI = typename std::conditional<sizeof(I) == 8, long long, int>::type;
 
+// Warps in flight are capped at a quarter of the smaller factor matrix's rows, so that on small
+// problems (ml-100k: 943 users) few warps update one row at once; large ones fill the GPU anyway.
+int hogwild_grid(long long n, long long n_users, long long n_items) {
+  long long rows = n_users < n_items ? n_users : n_items;
+  long long warps = rows / 4 > 32 ? rows / 4 : 32;
+  long long cap = (warps + kThreads / 32 - 1) / (kThreads / 32);
+  int g = grid_for(n, kThreads / 32);
+  return int(g < cap ? g : cap);
+}
+
 template <typename T, typename I, int KPL, bool VEC>
 void run(const SgdMfArgs<T, I>& a, const SgdMfParams& p, double* work, cudaStream_t s) {
   using J = DevI<I>;
@@ -46,7 +56,7 @@ void run(const SgdMfArgs<T, I>& a, const SgdMfParams& p, double* work, cudaStrea
   }
   const long long n = a.order ? a.n_order : a.nnz;
   const long long* order = reinterpret_cast<const long long*>(a.order);
-  gpu::sgd_mf_hogwild<T, J, KPL, VEC><<<grid_for(n, kThreads / 32), kThreads, 0, s>>>(
+  gpu::sgd_mf_hogwild<T, J, KPL, VEC><<<hogwild_grid(n, a.n_users, a.n_items), kThreads, 0, s>>>(
       rows, cols, a.values, order, n, a.nnz, a.U, a.V, a.k, a.n_users, a.n_items, a.user_bias,
       a.item_bias, a.user_accum, a.item_accum, lr, reg, breg, mu, work, skipped);
   check_launch("sgd_mf_hogwild", s);

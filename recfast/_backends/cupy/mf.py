@@ -55,7 +55,10 @@ def sgd_mf_epoch(a: SgdMfArgs) -> float:
             kern["sum"]((1,), (1,), (P(w + 40), i64(nb * nb), P(w)))
         else:
             n = n_order or nnz
-            kern["hogwild"]((jit.grid_for(n, THREADS // 32, device),), (THREADS,),
+            # As csrc/cuda/mf_cuda.cu: warps in flight <= a quarter of the smaller matrix's rows.
+            cap = -(-max(32, min(nu, ni) // 4) // (THREADS // 32))
+            grid = min(jit.grid_for(n, THREADS // 32, device), cap)
+            kern["hogwild"]((grid,), (THREADS,),
                             (*head, P(p["order"]), i64(n), i64(nnz), *common, P(w), P(w + 8)))  # fmt: skip
         out = dev.host_values(work[:2])
     skipped = int(out[1:2].view(np.uint64)[0])
