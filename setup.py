@@ -48,12 +48,18 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+class CudaBuildError(RuntimeError):
+    """recfast._cuda failed to build with RECFAST_CUDA=1: always fatal."""
+
+
 class OptionalBuildExt(build_ext):
     """Build the extension; on failure warn and fall back unless RECFAST_REQUIRE_EXT=1."""
 
     def run(self):
         try:
             super().run()
+        except CudaBuildError:
+            raise
         except Exception as exc:  # no compiler at all ends up here
             self._failed(exc)
 
@@ -67,7 +73,7 @@ class OptionalBuildExt(build_ext):
             if ext.name != "recfast._cuda":
                 self._failed(exc)
             elif cuda_mode() == "1":
-                raise
+                raise CudaBuildError(f"recfast._cuda failed to build (RECFAST_CUDA=1): {exc}") from exc
             else:
                 print(f"WARNING: recfast._cuda not built ({exc}); the cupy backend remains.",
                       file=sys.stderr)
@@ -102,17 +108,26 @@ def cuda_objects(tmp: Path) -> list:
     deps = [p for p in [*CSRC.rglob("*"), *KERNELS.glob("*.cuh")] if p.suffix in HEADER_SUFFIXES]
     newest = max(p.stat().st_mtime for p in deps)
     tmp.mkdir(parents=True, exist_ok=True)
-    objs, log = [], []
-    for cu in sorted((CSRC / "cuda").glob("*.cu")):
-        obj = tmp / (cu.stem + ".o")
-        if not (obj.exists() and obj.stat().st_mtime > max(newest, cu.stat().st_mtime)):
-            print(f"nvcc {rel(cu)}", file=sys.stderr)
-            r = subprocess.run([nvcc, *flags, "-c", rel(cu), "-o", str(obj)], cwd=HERE,
-                               capture_output=True, text=True)
-            log.append(f"### {rel(cu)}\n{r.stderr}")
-            if r.returncode:
-                raise RuntimeError(f"nvcc failed on {rel(cu)}:\n{r.stderr[-4000:]}")
-        objs.append(str(obj))
+    units = sorted((CSRC / "cuda").glob("*.cu"))
+    objs = [tmp / (cu.stem + ".o") for cu in units]
+    todo = [(cu, o) for cu, o in zip(units, objs)
+            if not (o.exists() and o.stat().st_mtime > max(newest, cu.stat().st_mtime))]
+
+    def compile_one(job):
+        cu, obj = job
+        print(f"nvcc {rel(cu)}", file=sys.stderr)
+        r = subprocess.run([nvcc, *flags, "-c", rel(cu), "-o", str(obj)], cwd=HERE,
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise RuntimeError(f"nvcc failed on {rel(cu)}:\n{r.stderr[-4000:]}")
+        return f"### {rel(cu)}\n{r.stderr}"
+
+    jobs = int(os.environ.get("RECFAST_BUILD_JOBS") or os.cpu_count() or 1)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, jobs)) as pool:  # nvcc runs as a subprocess: threads suffice
+        log = list(pool.map(compile_one, todo))
+    objs = [str(o) for o in objs]
     if log_path and log:  # only when something was compiled (CI builds from scratch)
         Path(log_path).write_text("".join(log))
     return objs

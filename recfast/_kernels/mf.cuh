@@ -64,7 +64,7 @@ __device__ __forceinline__ T warp_update(T* __restrict p, T* __restrict q, long 
                                          T* bu, T* bi, T* gu, T* gi, T lr, T reg, T breg,
                                          int lane) {
   constexpr int R = KPL > 0 ? KPL : 1;
-  T pr[R], qr[R];
+  alignas(16) T pr[R], qr[R];  // reinterpreted as 16-byte chunks by load_run / store_run
   T dot = T(0);
   if (KPL > 0) {
     load_run<T, R, VEC>(p + lane * R, pr);
