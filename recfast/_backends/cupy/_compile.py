@@ -5,6 +5,7 @@ very sources the `cuda` extension is built from."""
 from __future__ import annotations
 
 import functools
+import os
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,10 +27,25 @@ def _module(name: str, exprs: tuple[str, ...], device: int) -> Any:
     return mod
 
 
+def _synced(kernel: Any) -> Any:
+    """RECFAST_CUDA_SYNC=1: wait for every launch and surface its error there (as the ``cuda``
+    backend's launchers do)."""
+    import cupy
+
+    def launch(*args: Any, **kw: Any) -> None:
+        kernel(*args, **kw)
+        cupy.cuda.get_current_stream().synchronize()
+
+    return launch
+
+
 def kernels(name: str, names: dict[str, str], device: int) -> dict[str, Any]:
     """Kernel file ``name``'s instantiations ``names`` (key -> name expression) on ``device``."""
     mod = _module(name, tuple(sorted(names.values())), device)
-    return {key: mod.get_function(expr) for key, expr in names.items()}
+    found = {key: mod.get_function(expr) for key, expr in names.items()}
+    if os.environ.get("RECFAST_CUDA_SYNC", "") == "1":
+        found = {key: _synced(k) for key, k in found.items()}
+    return found
 
 
 @contextmanager
