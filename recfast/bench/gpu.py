@@ -8,6 +8,7 @@ this build (conv2d, the recurrent layers) are listed as such, not timed.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -286,6 +287,16 @@ def _sync_ms(fn, repeats: int = 20) -> float:
     return float(np.median(times))
 
 
+@contextlib.contextmanager
+def _guard(rows: list, what: str):
+    """One failing section becomes an ERROR row: the table is printed whatever happens."""
+    try:
+        yield
+    except Exception as exc:  # a GPU check runs once: report, do not stop
+        msg = " ".join(str(exc).split())[:90]
+        rows.append((what, "-", "-", "", "", "", f"ERROR {type(exc).__name__}: {msg}"))
+
+
 def run(args: Any) -> int:
     import cupy
     import torch
@@ -294,74 +305,82 @@ def run(args: Any) -> int:
     gpu = [b for b in ("cuda", "cupy") if _live(b)]
     rows: list[tuple[str, ...]] = []
     dev = torch.cuda.get_device_name()
-    bw = copy_bandwidth()
-    rows.append(("copy bandwidth (read+write)", f"{bw / 1e12:.2f} TB/s", "", "", "", "", ""))
+    bw = float("nan")
+    with _guard(rows, "copy bandwidth"):
+        bw = copy_bandwidth()
+        rows.append(("copy bandwidth (read+write)", f"{bw / 1e12:.2f} TB/s", "", "", "", "", ""))
 
-    nnz = 10_000_000 if args.quick else 100_000_000
-    thr = mf_throughput(nnz, 64, gpu)
-    floor = bw / 1024  # ~1 KiB moved per update at k=64 (two rows read and written, fp32)
-    rows.append((
-        f"SGD MF k=64 fp32, {nnz / 1e6:.0f}M ratings (updates/s)",
-        *(f"{thr[b]:.3g}" if b in thr else "-" for b in ("cuda", "cupy")),
-        f"floor {floor:.2g}", "", ">= 2e9",
-        "met" if thr.get("cuda", 0) >= 2e9 else "missed",
-    ))  # fmt: skip
-    data = Path(args.data) if args.data else None
-    if data is not None and (data / "u.data").exists():
-        for blocked in (False, True):
-            rm = mf_rmse(data, gpu, blocked=blocked)
-            worst = max(abs(rm[b] - rm["cpu"]) for b in gpu)
-            rows.append((
-                f"ml-100k test RMSE, {'FPSGD blocks' if blocked else 'Hogwild'} (30 ep, k=32)",
-                *(f"{rm[b]:.4f}" if b in rm else "-" for b in ("cuda", "cupy")),
-                f"cpu {rm['cpu']:.4f}", f"|d|={worst:.4f}", "<= 0.005",
-                "met" if worst <= 0.005 else "missed",
-            ))  # fmt: skip
-    else:
-        rows.append(("ml-100k test RMSE", "-", "-", "", "", "<= 0.005", "skipped: no --data"))
-    n = 512 if args.quick else 4096
-    dt = dense_times(n, 1682, 500, gpu)
-    ratio = dt["cuda"] / dt["torch"] if "cuda" in dt else float("nan")
-    rows.append((
-        f"dense AutoRec fwd+bwd N={n} (ms)",
-        *(f"{dt[b]:.3f}" if b in dt else "-" for b in ("cuda", "cupy")),
-        f"torch {dt['torch']:.3f}", f"{ratio:.2f}x", "<= 1.2x torch",
-        "met" if ratio <= 1.2 else "missed",
-    ))  # fmt: skip
-    for cell in ("gru", "lstm"):
-        rt = rnn_times(cell, 50, 256, 128, 256, gpu)
-        ratio = rt["cuda"] / rt["torch"] if "cuda" in rt else float("nan")
+    with _guard(rows, "SGD MF throughput"):
+        nnz = 10_000_000 if args.quick else 100_000_000
+        thr = mf_throughput(nnz, 64, gpu)
+        floor = bw / 1024  # ~1 KiB moved per update at k=64 (two rows read and written, fp32)
         rows.append((
-            f"{cell.upper()} seq fwd T=50 N=256 D=128 H=256 (ms)",
-            *(f"{rt[b]:.3f}" if b in rt else "-" for b in ("cuda", "cupy")),
-            f"cuDNN {rt['torch']:.3f}", f"{ratio:.2f}x", "<= 1.3x cuDNN",
-            "met" if ratio <= 1.3 else "missed",
+            f"SGD MF k=64 fp32, {nnz / 1e6:.0f}M ratings (updates/s)",
+            *(f"{thr[b]:.3g}" if b in thr else "-" for b in ("cuda", "cupy")),
+            f"floor {floor:.2g}", "", ">= 2e9",
+            "met" if thr.get("cuda", 0) >= 2e9 else "missed",
         ))  # fmt: skip
-        fbr = rt["cuda fwd+bwd"] / rt["torch fwd+bwd"] if "cuda" in rt else float("nan")
+    with _guard(rows, "ml-100k RMSE"):
+        data = Path(args.data) if args.data else None
+        if data is not None and (data / "u.data").exists():
+            for blocked in (False, True):
+                rm = mf_rmse(data, gpu, blocked=blocked)
+                worst = max(abs(rm[b] - rm["cpu"]) for b in gpu)
+                rows.append((
+                    f"ml-100k test RMSE, {'FPSGD blocks' if blocked else 'Hogwild'} (30 ep, k=32)",
+                    *(f"{rm[b]:.4f}" if b in rm else "-" for b in ("cuda", "cupy")),
+                    f"cpu {rm['cpu']:.4f}", f"|d|={worst:.4f}", "<= 0.005",
+                    "met" if worst <= 0.005 else "missed",
+                ))  # fmt: skip
+        else:
+            rows.append(("ml-100k test RMSE", "-", "-", "", "", "<= 0.005", "skipped: no --data"))
+    with _guard(rows, "dense AutoRec"):
+        n = 512 if args.quick else 4096
+        dt = dense_times(n, 1682, 500, gpu)
+        ratio = dt["cuda"] / dt["torch"] if "cuda" in dt else float("nan")
         rows.append((
-            f"{cell.upper()} seq fwd+bwd, same shape (ms)",
-            *(f"{rt[b + ' fwd+bwd']:.3f}" if b in rt else "-" for b in ("cuda", "cupy")),
-            f"cuDNN {rt['torch fwd+bwd']:.3f}", f"{fbr:.2f}x", "<= 1.3x cuDNN",
-            "met" if fbr <= 1.3 else "missed",
+            f"dense AutoRec fwd+bwd N={n} (ms)",
+            *(f"{dt[b]:.3f}" if b in dt else "-" for b in ("cuda", "cupy")),
+            f"torch {dt['torch']:.3f}", f"{ratio:.2f}x", "<= 1.2x torch",
+            "met" if ratio <= 1.2 else "missed",
         ))  # fmt: skip
-    st = step_times(16, 128, 256, gpu)
-    ratio = st["cuda"] / st["torch"] if "cuda" in st else float("nan")
-    rows.append((
-        "gru_step N=16 D=128 H=256 (ms)",
-        *(f"{st[b]:.4f}" if b in st else "-" for b in ("cuda", "cupy")),
-        f"GRUCell {st['torch']:.4f}", f"{ratio:.2f}x", "< 1x GRUCell",
-        "met" if ratio < 1 else "missed",
-    ))  # fmt: skip
-    for batch, target, limit in ((256, "<= 1.5x cuDNN", 1.5), (1, "< 1x cuDNN", 1.0)):
-        for h, w, c, co, k in CONV_SHAPES[:2] if args.quick else CONV_SHAPES:
-            ct = conv_times(batch, h, w, c, co, k, gpu)
-            ratio = ct["cuda"] / ct["torch"] if "cuda" in ct else float("nan")
+    with _guard(rows, "GRU/LSTM sequences"):
+        for cell in ("gru", "lstm"):
+            rt = rnn_times(cell, 50, 256, 128, 256, gpu)
+            ratio = rt["cuda"] / rt["torch"] if "cuda" in rt else float("nan")
             rows.append((
-                f"conv2d fwd N={batch} {h}x{w}x{c}->{co} k{k} (ms)",
-                *(f"{ct[b]:.3f}" if b in ct else "-" for b in ("cuda", "cupy")),
-                f"cuDNN {ct['torch']:.3f}", f"{ratio:.2f}x", target,
-                "met" if ratio <= limit else "missed",
+                f"{cell.upper()} seq fwd T=50 N=256 D=128 H=256 (ms)",
+                *(f"{rt[b]:.3f}" if b in rt else "-" for b in ("cuda", "cupy")),
+                f"cuDNN {rt['torch']:.3f}", f"{ratio:.2f}x", "<= 1.3x cuDNN",
+                "met" if ratio <= 1.3 else "missed",
             ))  # fmt: skip
+            fbr = rt["cuda fwd+bwd"] / rt["torch fwd+bwd"] if "cuda" in rt else float("nan")
+            rows.append((
+                f"{cell.upper()} seq fwd+bwd, same shape (ms)",
+                *(f"{rt[b + ' fwd+bwd']:.3f}" if b in rt else "-" for b in ("cuda", "cupy")),
+                f"cuDNN {rt['torch fwd+bwd']:.3f}", f"{fbr:.2f}x", "<= 1.3x cuDNN",
+                "met" if fbr <= 1.3 else "missed",
+            ))  # fmt: skip
+    with _guard(rows, "gru_step"):
+        st = step_times(16, 128, 256, gpu)
+        ratio = st["cuda"] / st["torch"] if "cuda" in st else float("nan")
+        rows.append((
+            "gru_step N=16 D=128 H=256 (ms)",
+            *(f"{st[b]:.4f}" if b in st else "-" for b in ("cuda", "cupy")),
+            f"GRUCell {st['torch']:.4f}", f"{ratio:.2f}x", "< 1x GRUCell",
+            "met" if ratio < 1 else "missed",
+        ))  # fmt: skip
+    with _guard(rows, "conv2d"):
+        for batch, target, limit in ((256, "<= 1.5x cuDNN", 1.5), (1, "< 1x cuDNN", 1.0)):
+            for h, w, c, co, k in CONV_SHAPES[:2] if args.quick else CONV_SHAPES:
+                ct = conv_times(batch, h, w, c, co, k, gpu)
+                ratio = ct["cuda"] / ct["torch"] if "cuda" in ct else float("nan")
+                rows.append((
+                    f"conv2d fwd N={batch} {h}x{w}x{c}->{co} k{k} (ms)",
+                    *(f"{ct[b]:.3f}" if b in ct else "-" for b in ("cuda", "cupy")),
+                    f"cuDNN {ct['torch']:.3f}", f"{ratio:.2f}x", target,
+                    "met" if ratio <= limit else "missed",
+                ))  # fmt: skip
 
     head = ("benchmark", "recfast cuda", "recfast cupy", "peer / ceiling", "ratio", "target",
             "status")  # fmt: skip
