@@ -63,3 +63,10 @@ def show_config(file=None) -> None:
         print(f"numba {numba.__version__}, {numba.config.NUMBA_NUM_THREADS} threads max", file=out)
     except Exception:
         pass
+    try:  # issue 10: which CUDA runtime the GPU extension carries, and the devices it sees
+        import recfast._cuda as cu  # type: ignore[import-not-found]
+
+        status = cu.device_status() or f"{cu.device_count()} device(s)"
+        print(f"recfast._cuda: CUDA runtime {cu.runtime_version()} (static); {status}", file=out)
+    except Exception:
+        pass

@@ -3,6 +3,8 @@ mixed kinds, tensors that require grad and device arrays without a GPU backend a
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from op_cases import CASES, COVERS
@@ -133,7 +135,10 @@ def test_device_arrays_without_a_gpu_backend_say_what_is_missing():
     if live & {"cuda", "cupy"}:
         pytest.skip("a GPU backend is live here")
     x, W = CudaStandIn((2, 3)), CudaStandIn((4, 3))
-    with pytest.raises(recfast.BackendUnavailableError, match=r"cuda: .*recfast._cuda"):
+    # the reason: recfast._cuda not built, built but no device, or disabled (issue 10)
+    with pytest.raises(
+        recfast.BackendUnavailableError, match=r"cuda: (no CUDA device|disabled|.*recfast._cuda)"
+    ):
         recfast.dense(x, W)
     with pytest.raises(recfast.BackendUnavailableError, match="cannot take"):
         recfast.dense(x, W, backend="cpu")
@@ -147,7 +152,8 @@ def test_named_gpu_backend_reports_its_probe_reason():
     info = {b.name: b for b in recfast.backends()}
     if info["cuda"].available:
         pytest.skip("cuda is live here")
-    with pytest.raises(recfast.BackendUnavailableError, match=info["cuda"].reason):
+    # escaped: the no-device reason holds parentheses (issue 10)
+    with pytest.raises(recfast.BackendUnavailableError, match=re.escape(info["cuda"].reason)):
         recfast.dense(np.ones((2, 3), np.float32), np.ones((4, 3), np.float32), backend="cuda")
 
 

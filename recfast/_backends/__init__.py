@@ -85,8 +85,12 @@ def implemented_ops(name: str) -> tuple[str, ...]:
     from pathlib import Path
 
     folders = [Path(p) for p in pkg_spec.submodule_search_locations]
+
+    def defines(path: Path, op: str) -> bool:  # a family file may implement only some of its ops
+        return path.is_file() and f"\ndef {op}(" in path.read_text()
+
     return tuple(
-        op for op, fam in reg.OPS.items() if any((f / f"{fam}.py").is_file() for f in folders)
+        op for op, fam in reg.OPS.items() if any(defines(f / f"{fam}.py", op) for f in folders)
     )
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m recfast.bench [all|mf|dense|rnn|conv2d|models|overhead|distributed] [--quick] [--peers] [--threads N] [--json FILE]``."""
+"""Command line: ``python -m recfast.bench [all|mf|dense|rnn|conv2d|models|overhead|distributed|gpu] [--quick] [--peers] [--threads N] [--json FILE]``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
             "models",
             "overhead",
             "distributed",
+            "gpu",
         ],
         help="which benchmark suite to run (default: all)",
     )
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
 
     suites = {"mf": mf.run, "dense": dense.run, "rnn": rnn.run, "conv2d": conv2d.run,
               "models": models.run, "overhead": overhead.run, "distributed": distributed.run}  # fmt: skip
+    if args.suite == "gpu":  # needs a CUDA device, CuPy and PyTorch; not part of "all"
+        from recfast.bench import gpu
+
+        return gpu.run(args)
     suite = "conv2d" if args.suite == "conv" else args.suite  # "conv": the old name
     names = ["mf", "dense", "rnn", "conv2d"] if suite == "all" else [suite]
     return max(suites[name](args) for name in names)

@@ -1,7 +1,9 @@
 // Element-wise activations shared by the dense (and later recurrent) kernels, host and device.
 #pragma once
 
+#ifndef __CUDACC_RTC__
 #include <cstdint>
+#endif
 
 #include "recfast/common.hpp"
 #include "recfast/fastmath.hpp"
@@ -51,6 +53,7 @@ RECFAST_HD RECFAST_INLINE T act_grad_from_output(Act a, T y) {
   }
 }
 
+#ifndef __CUDACC_RTC__  // host entry points: not for NVRTC
 // The one bias + activation epilogue of dense and conv, on the calling thread: y (n, h) row-major,
 // y = f(y + b) in place; b may be null. One loop per activation, so that each vectorizes.
 void bias_activation_rows(float* y, const float* b, int64_t n, int64_t h, Act a);
@@ -65,5 +68,6 @@ void activation_backward(const float* g_out, const float* y, float* g_pre, float
                          int64_t h, Act a, int num_threads);
 void activation_backward(const double* g_out, const double* y, double* g_pre, double* g_bias,
                          int64_t n, int64_t h, Act a, int num_threads);
+#endif
 
 }  // namespace recfast

@@ -2,8 +2,10 @@
 // arithmetic (host/device) and the CPU entry points. No Python types here.
 #pragma once
 
+#ifndef __CUDACC_RTC__
 #include <cmath>
 #include <cstdint>
+#endif
 
 #include "recfast/activation.hpp"
 #include "recfast/common.hpp"
@@ -37,6 +39,7 @@ RECFAST_HD RECFAST_INLINE bool pool_takes(T v, T m) {
   return v > m || (v != v && m == m);
 }
 
+#ifndef __CUDACC_RTC__  // host entry points: not for NVRTC
 // y = f(conv(x, w) + bias); bias may be null.
 void conv2d_forward(const float* x, const float* w, const float* bias, float* y,
                     const Conv2dShape& s, Act act, int num_threads);
@@ -61,5 +64,6 @@ int64_t max_pool2d_backward(const float* g, const int64_t* idx, float* grad_x, c
                             int num_threads);
 int64_t max_pool2d_backward(const double* g, const int64_t* idx, double* grad_x,
                             const Pool2dShape& s, int num_threads);
+#endif
 
 }  // namespace recfast

@@ -2,7 +2,9 @@
 // the fused epilogue of activation.hpp. No Python types here.
 #pragma once
 
+#ifndef __CUDACC_RTC__
 #include <cstdint>
+#endif
 
 #include "recfast/activation.hpp"
 

@@ -3,8 +3,10 @@
 // Accuracy: a few ulp against glibc (tests/test_fastmath.py). NaN in gives NaN out; +-inf saturate.
 #pragma once
 
+#ifndef __CUDACC_RTC__
 #include <cstdint>
 #include <cstring>
+#endif
 
 #include "recfast/common.hpp"
 
@@ -15,7 +17,11 @@ template <typename To, typename From>
 RECFAST_HD RECFAST_INLINE To bits(From x) {
   static_assert(sizeof(To) == sizeof(From), "bit cast between different sizes");
   To y;
+#ifdef __CUDACC_RTC__
+  memcpy(&y, &x, sizeof(To));  // NVRTC's built-in device memcpy (it has no <cstring>)
+#else
   std::memcpy(&y, &x, sizeof(To));
+#endif
   return y;
 }
 

@@ -10,8 +10,10 @@
 //             1).
 #pragma once
 
+#ifndef __CUDACC_RTC__
 #include <cmath>
 #include <cstdint>
+#endif
 
 #include "recfast/common.hpp"
 
@@ -49,6 +51,27 @@ struct SgdMfParams {
   int num_threads = 1;
 };
 
+// The per-coordinate arithmetic of one update, shared by the CPU loop below and the CUDA kernels
+// (recfast/_kernels/mf.cuh, one warp per rating), so the CPU tests exercise what the GPU runs.
+// Plain SGD: the new value of x given its partner coordinate and the rating's error e.
+template <typename T>
+RECFAST_HD RECFAST_INLINE T mf_sgd_step(T x, T partner, T e, T lr, T reg) {
+  return x + lr * (e * partner - reg * x);
+}
+// AdaGrad: the gradient of x (the step is then x - rate * g, and g * g goes to the accumulator).
+template <typename T>
+RECFAST_HD RECFAST_INLINE T mf_grad(T x, T partner, T e, T reg) {
+  return reg * x - e * partner;
+}
+// A row's AdaGrad step size from its accumulator G.
+RECFAST_HD RECFAST_INLINE float mf_ada_rate(float lr, float g) { return lr / sqrtf(g); }
+RECFAST_HD RECFAST_INLINE double mf_ada_rate(double lr, double g) { return lr / sqrt(g); }
+// The accumulator's increment: the mean squared gradient over the row's `coords` coordinates.
+template <typename T>
+RECFAST_HD RECFAST_INLINE T mf_accum_increment(T sum_sq, int64_t coords) {
+  return sum_sq / T(coords);
+}
+
 // The update for one rating. Returns the squared error before the update.
 // p, q: the user's and item's factor rows; bu, bi, gu, gi may be null (no biases / no AdaGrad).
 template <typename T>
@@ -62,21 +85,21 @@ RECFAST_HD RECFAST_INLINE T sgd_mf_update(T* __restrict p, T* __restrict q, int6
   const T e = r - pred;
   if (!gu) {
     if (bu) {
-      *bu += lr * (e - breg * *bu);
-      *bi += lr * (e - breg * *bi);
+      *bu = mf_sgd_step(*bu, T(1), e, lr, breg);
+      *bi = mf_sgd_step(*bi, T(1), e, lr, breg);
     }
 #pragma omp simd
     for (int64_t f = 0; f < k; ++f) {
       const T pf = p[f], qf = q[f];
-      p[f] = pf + lr * (e * qf - reg * pf);
-      q[f] = qf + lr * (e * pf - reg * qf);
+      p[f] = mf_sgd_step(pf, qf, e, lr, reg);
+      q[f] = mf_sgd_step(qf, pf, e, lr, reg);
     }
     return e * e;
   }
-  const T lru = lr / std::sqrt(*gu), lri = lr / std::sqrt(*gi);
+  const T lru = mf_ada_rate(lr, *gu), lri = mf_ada_rate(lr, *gi);
   T su = T(0), si = T(0);
   if (bu) {
-    const T gbu = breg * *bu - e, gbi = breg * *bi - e;
+    const T gbu = mf_grad(*bu, T(1), e, breg), gbi = mf_grad(*bi, T(1), e, breg);
     *bu -= lru * gbu;
     *bi -= lri * gbi;
     su = gbu * gbu;
@@ -85,7 +108,7 @@ RECFAST_HD RECFAST_INLINE T sgd_mf_update(T* __restrict p, T* __restrict q, int6
 #pragma omp simd reduction(+ : su, si)
   for (int64_t f = 0; f < k; ++f) {
     const T pf = p[f], qf = q[f];
-    const T gp = reg * pf - e * qf, gq = reg * qf - e * pf;
+    const T gp = mf_grad(pf, qf, e, reg), gq = mf_grad(qf, pf, e, reg);
     p[f] = pf - lru * gp;
     q[f] = qf - lri * gq;
     su += gp * gp;
@@ -93,8 +116,8 @@ RECFAST_HD RECFAST_INLINE T sgd_mf_update(T* __restrict p, T* __restrict q, int6
   }
   const int64_t coords = k + (bu ? 1 : 0);
   if (coords > 0) {  // k == 0 without biases: nothing was updated, nothing to accumulate
-    *gu += su / T(coords);
-    *gi += si / T(coords);
+    *gu += mf_accum_increment(su, coords);
+    *gi += mf_accum_increment(si, coords);
   }
   return e * e;
 }
@@ -102,10 +125,12 @@ RECFAST_HD RECFAST_INLINE T sgd_mf_update(T* __restrict p, T* __restrict q, int6
 // One epoch over the ratings; returns the sum of squared errors (each taken before its update).
 // Without block_ptr: ratings in `order` (or storage order), Hogwild across threads (each thread a
 // contiguous slice). With block_ptr: FPSGD strata, deterministic for any thread count.
+#ifndef __CUDACC_RTC__  // host entry points: not for NVRTC
 double sgd_mf_epoch(const SgdMfArgs<float, int32_t>& a, const SgdMfParams& p);
 double sgd_mf_epoch(const SgdMfArgs<float, int64_t>& a, const SgdMfParams& p);
 double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p);
 double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p);
+#endif
 
 // splitmix64: the layout's shuffle RNG (tiny, and easy to reproduce in the NumPy reference).
 RECFAST_HD inline uint64_t splitmix64(uint64_t& state) {
@@ -136,9 +161,11 @@ struct LayoutArgs {
 };
 // Returns the number of indices found outside [0, n_users) / [0, n_items) (the layout works on a
 // private copy of rows and cols, checked once); when it is not 0 the outputs are unspecified.
+#ifndef __CUDACC_RTC__  // host entry points: not for NVRTC
 int64_t mf_block_layout(const LayoutArgs<float, int32_t>& a);
 int64_t mf_block_layout(const LayoutArgs<float, int64_t>& a);
 int64_t mf_block_layout(const LayoutArgs<double, int32_t>& a);
 int64_t mf_block_layout(const LayoutArgs<double, int64_t>& a);
+#endif
 
 }  // namespace recfast

@@ -2,7 +2,9 @@
 // Row-major arrays; weights in PyTorch's layout: W (G H, D), U (G H, H). No Python types here.
 #pragma once
 
+#ifndef __CUDACC_RTC__
 #include <cstdint>
+#endif
 
 #include "recfast/activation.hpp"
 #include "recfast/rnn_cells.hpp"
