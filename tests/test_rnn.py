@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from recfast import rnn
 from recfast._backends import select
 from recfast._kernel_args import RnnBackwardArgs, RnnForwardArgs
-from recfast.testing import live_backends
+from recfast.testing import TORCH_MISSING, live_backends
 
 BACKENDS = live_backends("rnn_forward")
 CELLS = ["rnn", "gru", "lstm"]
@@ -416,7 +416,7 @@ def test_binding_rejects_bad_lengths_directly():
 
 # --------------------------------------------------------------------------- PyTorch
 def _torch():
-    return pytest.importorskip("torch")
+    return pytest.importorskip("torch", reason=TORCH_MISSING)
 
 
 @pytest.mark.parametrize("cell", ["rnn_tanh", "rnn_relu", "gru", "lstm"])
