@@ -1,5 +1,5 @@
-"""End to end (issue #3): the seed's CNN (conv 32 3x3 relu, max-pool 2, conv 64 3x3 relu,
-max-pool 2, flatten, dense 128 relu, dense 10 softmax; "same" padding) trained on recfast's conv,
+"""End to end (issue #3): recfast.models.ConvNet (conv 32 3x3 relu, max-pool 2, conv 64 3x3
+relu, max-pool 2, flatten, dense 128 relu, dense 10 softmax; "same" padding) trained on recfast's conv,
 pool and dense kernels with Adam reaches >= 95% test accuracy on scikit-learn's bundled 8x8 digits
 (offline) in well under a minute."""
 

@@ -136,7 +136,7 @@ def test_reference_hand_computed():
     np.testing.assert_array_equal(y[0, :, :, 0], [[-3.5, -3.5], [-3.5, -3.5]])
     assert recfast.conv2d(x, w, padding="same").shape == (1, 3, 3, 1)
     yf = recfast.conv2d(x, w, padding="full", backend="reference")
-    assert yf.shape == (1, 4, 4, 1)  # the seed's H' = H + KH - 1
+    assert yf.shape == (1, 4, 4, 1)  # full padding: H' = H + KH - 1
     assert yf[0, 0, 0, 0] == -0.0 - x[0, 0, 0, 0] and yf[0, 3, 3, 0] == x[0, 2, 2, 0]
 
 

@@ -213,7 +213,7 @@ def test_step_takes_single_vectors_and_out():
     D, H = 4, 3
     x, h, c = rng.standard_normal(D), rng.standard_normal(H), rng.standard_normal(H)
     W, U, b = rng.standard_normal((H, D)), rng.standard_normal((H, H)), rng.standard_normal(H)
-    expected = np.tanh(W @ x + U @ h + b)  # the seed's column-vector formula
+    expected = np.tanh(W @ x + U @ h + b)  # the column-vector formula
     for backend in BACKENDS:
         out = np.full(H, np.nan)
         got = rnn.rnn_step(x, h, W, U, b, out=out, backend=backend)
