@@ -130,22 +130,30 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def plan(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(the suites to run, the header lines saying what runs and about how long)."""
+    names = list(ALL) if args.suite == "all" else [args.suite]
+    col = {"quick": 0, "default": 1, "full": 2}[args.size]
+    est = sum(SUITES[n][1][col] for n in names)
+    lines = [
+        f"recfast.bench: {', '.join(names)} at the {args.size} size, {args.threads} threads, "
+        f"median of {args.repeats} repeats; about {est} s on a 2-core machine "
+        f"({'--full: BENCHMARKS.md sizes' if args.full else 'use --full for the long run'})"
+    ]
+    if args.repeats < 5:
+        lines.append(f"warning: --repeats {args.repeats} < 5: medians and spreads are rough")
+    return names, lines
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else list(argv))
     from recfast.bench import conv2d, dense, mf, overhead, report, rnn
 
     suites = {"mf": mf.run, "dense": dense.run, "rnn": rnn.run, "conv2d": conv2d.run,
               "overhead": overhead.run}  # fmt: skip
-    names = list(ALL) if args.suite == "all" else [args.suite]
-    col = {"quick": 0, "default": 1, "full": 2}[args.size]
-    est = sum(SUITES[n][1][col] for n in names)
-    report.say(
-        f"recfast.bench: {', '.join(names)} at the {args.size} size, {args.threads} threads, "
-        f"median of {args.repeats} repeats; about {est} s on a 2-core machine "
-        f"({'--full: BENCHMARKS.md sizes' if args.full else 'use --full for the long run'})"
-    )
-    if args.repeats < 5:
-        report.say(f"warning: --repeats {args.repeats} < 5: medians and spreads are rough")
+    names, lines = plan(args)
+    for line in lines:
+        report.say(line)
     args.collected_rows = []
     start = time.perf_counter()
     rc = max(suites[name](args) for name in names)
