@@ -109,6 +109,7 @@ def test_plot_draws_the_peer_ratios(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 def test_a_quick_suite_end_to_end(tmp_path, capsys):
     out = tmp_path / "dense.jsonl"
     assert main(["dense", "--quick", "--repeats", "1", "--threads", "1", "--json", str(out)]) == 0

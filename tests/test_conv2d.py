@@ -458,6 +458,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 @pytest.mark.skipif("cpu" not in BACKENDS, reason="cpu backend not live")
 @pytest.mark.parametrize(
     "env", [{"RECFAST_ISA": "baseline"}, {"RECFAST_CONV_ALGO": "gemm"}], ids=str

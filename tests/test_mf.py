@@ -137,6 +137,7 @@ def test_block_layout_without_seed_is_stable():
     np.testing.assert_array_equal(bp, [0, 4])
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 @pytest.mark.parametrize("backend", MF_BACKENDS)
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_blocked_schedule_equals_sequential(backend, threads):

@@ -166,6 +166,7 @@ def loss_and_grads(cell, xs, h0, c0, p, lens, backend, act="tanh"):
     return loss, grads
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("cell", CELLS)
 def test_gradients_match_finite_differences(backend, cell):
