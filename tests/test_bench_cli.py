@@ -96,6 +96,7 @@ def test_rows_print_at_once_with_marks_and_noise_flags(capsys, tmp_path):
     assert rows[0]["mark"] == "<=0.5 met" and rows[1]["noisy"] is True
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 def test_plot_draws_the_peer_ratios(tmp_path):
     pytest.importorskip("matplotlib")
     rows = [

@@ -167,6 +167,7 @@ def test_blocked_schedule_is_bit_reproducible_in_parallel(backend):
         np.testing.assert_allclose(a[4], b[4], rtol=1e-12)
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 @pytest.mark.parametrize("backend", FAST)
 def test_hogwild_converges(backend):
     # Several threads race on shared rows: not bit-reproducible, so check the loss statistically.

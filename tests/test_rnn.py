@@ -521,6 +521,7 @@ def test_top_level_exports():
         assert getattr(recfast, name) is getattr(rnn, name)
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("N", [16, 70])  # packed weights with 2 threads / BLAS products (N > 64)
 def test_large_batch_paths_and_thread_counts(cell, N):
@@ -577,6 +578,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 def test_baseline_isa_copy():
     """The gate passes compiled for CPUs without AVX2 (RECFAST_ISA=baseline, in a subprocess:
     the level is read once per process)."""

@@ -217,6 +217,7 @@ def _cycle_data(K=12, n=200, seed=0):
     return leave_last_out(seqs)
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 @pytest.mark.parametrize("loss", ["sampled", "softmax"])
 def test_both_losses_learn_an_item_cycle(loss):
     prefixes, targets, _ = _cycle_data()
