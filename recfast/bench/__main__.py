@@ -16,11 +16,11 @@ import time
 SUITES = {
     "mf": (
         "SGD matrix factorization: updates/s vs a plain Numba loop, Surprise, libmf",
-        (6, 20, 120),
+        (6, 20, 150),
     ),
-    "dense": ("AutoRec dense layers forward+backward vs PyTorch", (2, 5, 8)),
-    "rnn": ("RNN/GRU/LSTM steps and sequences vs PyTorch", (5, 15, 40)),
-    "conv2d": ("conv2d forward/backward on CNN shapes vs PyTorch (oneDNN)", (3, 12, 60)),
+    "dense": ("AutoRec dense layers forward+backward vs PyTorch", (2, 4, 8)),
+    "rnn": ("RNN/GRU/LSTM steps and sequences vs PyTorch", (5, 20, 40)),
+    "conv2d": ("conv2d forward/backward on CNN shapes vs PyTorch (oneDNN)", (3, 10, 60)),
     "overhead": ("per-call overhead of the small ops, NumPy and torch inputs", (5, 20, 40)),
 }
 ALL = ("mf", "dense", "rnn", "conv2d")  # what "all" (the default) runs
