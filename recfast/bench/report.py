@@ -157,7 +157,9 @@ def plot(rows: list[dict[str, Any]], path: str, threads: int) -> None:
         if "plot_bars" in r:
             bars += [(lab, v, t, False) for lab, v, t in r["plot_bars"] if v]
         elif r.get("ratio"):
-            label = r.get("plot_label") or f"{r['suite']}: {r['case']} [{r.get('impl', '')}]"
+            impl = f" [{r['impl']}]" if r.get("impl") else ""
+            peer = f" vs {r['peer']}" if r.get("peer") else ""
+            label = r.get("plot_label") or f"{r['suite']}: {r['case']}{impl}{peer}"
             bars.append((label, r["ratio"], r.get("target"), r.get("higher_is_better", False)))
     if not bars:
         say(f"--plot: no row was compared with a peer (install one: see above); {path} not written")
