@@ -203,8 +203,8 @@ def run(args: Any) -> int:
                 bwd_min_x_torch=mb / peer[3] if peer and not is_peer else None,
                 mark="; ".join(m for m in marks if m),
                 plot_bars=[
-                    (f"conv2d {shape} forward [{name}]", fx, ft),
-                    (f"conv2d {shape} backward [{name}]", bx, bt),
+                    (f"conv2d {shape} forward [{name}] vs torch", fx, ft),
+                    (f"conv2d {shape} backward [{name}] vs torch", bx, bt),
                 ]
                 if fx
                 else [],

@@ -157,7 +157,7 @@ def plot(rows: list[dict[str, Any]], path: str, threads: int) -> None:
         if "plot_bars" in r:
             bars += [(lab, v, t, False) for lab, v, t in r["plot_bars"] if v]
         elif r.get("ratio"):
-            impl = f" [{r['impl']}]" if r.get("impl") else ""
+            impl = f" [{r['impl']}]" if r.get("impl") and f"[{r['impl']}]" not in r["case"] else ""
             peer = f" vs {r['peer']}" if r.get("peer") else ""
             label = r.get("plot_label") or f"{r['suite']}: {r['case']}{impl}{peer}"
             bars.append((label, r["ratio"], r.get("target"), r.get("higher_is_better", False)))
@@ -172,11 +172,13 @@ def plot(rows: list[dict[str, Any]], path: str, threads: int) -> None:
     vals = [speedup(b[1], b[3]) for b in bars]
     fig, ax = plt.subplots(figsize=(10, 0.28 * len(bars) + 1.5))
     colors = ["tab:green" if v >= 1 else "tab:red" for v in vals]
-    ax.barh(range(len(bars)), vals, color=colors)
+    # each bar runs from 1 (as fast as the peer) to the ratio: right = faster, left = slower
+    ax.barh(range(len(bars)), [v - 1.0 for v in vals], left=1.0, color=colors)
     for i, (_, _, target, hib) in enumerate(bars):
         if target:
             ax.plot([speedup(target, hib)] * 2, [i - 0.4, i + 0.4], color="black", lw=2)
     ax.axvline(1.0, color="grey", lw=1, ls="--")
+    ax.set_xscale("log")  # ratios: 0.5x and 2x are the same distance from 1
     ax.set_yticks(range(len(bars)), labels, fontsize=7)
     ax.invert_yaxis()
     m = machine()
