@@ -5,13 +5,15 @@ Environment switches:
   RECFAST_REQUIRE_EXT=1  a failed native build is fatal (CI sets it, so CI never passes on the fallback).
   RECFAST_NATIVE=1       add -march=native (the default build picks AVX-512/AVX2 at run time instead).
   RECFAST_SANITIZE=1     build with -fsanitize=address,undefined (for the CI sanitizer job).
-  RECFAST_BUILD_JOBS=n   compile n sources at a time (default: one per core).
+  RECFAST_BUILD_JOBS=n   compile n sources at a time (default: one per core; pybind11's ParallelCompile,
+                         so setuptools stays the backend and no CMake/ninja is needed).
   RECFAST_CUDA=auto|0|1  build recfast._cuda when nvcc is found (auto: a failed CUDA build only warns;
                          1: nvcc missing or a failed CUDA build is fatal; 0: never).
   RECFAST_CUDA_ARCH      nvcc -gencode list, e.g. "90" or "80;90" (default: sm_80, sm_90 + compute_90 PTX).
   RECFAST_CUDA_PTXAS_LOG=path  keep nvcc's -Xptxas -v register/spill report there (CI reads it).
 """
 
+import hashlib
 import os
 import re
 import shutil
@@ -52,8 +54,41 @@ class CudaBuildError(RuntimeError):
     """recfast._cuda failed to build with RECFAST_CUDA=1: always fatal."""
 
 
+def flags() -> tuple:
+    """(compile flags, link flags) of this configuration."""
+    # -fno-trapping-math lets GCC if-convert (and so vectorize) the branch-free selects of
+    # fastmath.hpp; nothing here reads floating-point exception flags.
+    cflags = ["-O3", "-fvisibility=hidden", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
+    cflags += ["-ffp-contract=fast"]
+    lflags = ["-fopenmp"]
+    if env_flag("RECFAST_NATIVE"):
+        cflags.append("-march=native")
+    if env_flag("RECFAST_SANITIZE"):
+        san = "-fsanitize=address,undefined"
+        cflags = [f for f in cflags if f != "-O3"]
+        cflags += ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-wrapv", san]
+        lflags.append(san)
+    return cflags, lflags
+
+
+def config_key() -> str:
+    """Names this build configuration: flags, compiler, Python, version."""
+    parts = [*flags()[0], "|", *flags()[1], os.environ.get("CC", ""), os.environ.get("CXX", ""),
+             os.environ.get("CFLAGS", ""), sys.version, VERSION]  # fmt: skip
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
+
+
 class OptionalBuildExt(build_ext):
-    """Build the extension; on failure warn and fall back unless RECFAST_REQUIRE_EXT=1."""
+    """Build the extension; on failure warn and fall back unless RECFAST_REQUIRE_EXT=1.
+
+    Objects go to a build_temp per configuration (config_key), and a module built with another
+    configuration is rebuilt even when it is newer than its sources: setuptools alone compares
+    only timestamps, so `RECFAST_SANITIZE=1 pip wheel .` after a first build reused the optimized
+    module."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.build_temp = f"{self.build_temp}-{config_key()}"
 
     def run(self):
         try:
@@ -64,11 +99,19 @@ class OptionalBuildExt(build_ext):
             self._failed(exc)
 
     def build_extension(self, ext):
+        out = self.get_ext_fullpath(ext.name)
+        where = hashlib.sha256(os.path.abspath(out).encode()).hexdigest()[:12]
+        stamp = Path(self.build_temp).parent / f"recfast-config-{where}.txt"
+        force = self.force
+        if not (os.path.exists(out) and stamp.is_file() and stamp.read_text() == config_key()):
+            self.force = True  # built with other flags (or never): rebuild whatever the timestamps
         try:
             if ext.name == "recfast._cuda":
                 ext.extra_objects = cuda_objects(Path(self.build_temp) / "cuda")
                 ext.depends = ext.depends + ext.extra_objects  # a new object relinks the module
             super().build_extension(ext)
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(config_key())
         except Exception as exc:
             if ext.name != "recfast._cuda":
                 self._failed(exc)
@@ -77,6 +120,8 @@ class OptionalBuildExt(build_ext):
             else:
                 print(f"WARNING: recfast._cuda not built ({exc}); the cupy backend remains.",
                       file=sys.stderr)
+        finally:
+            self.force = force
 
     def _failed(self, exc):
         if env_flag("RECFAST_REQUIRE_EXT"):
@@ -151,18 +196,7 @@ def extensions():
             raise
         return []
     ParallelCompile("RECFAST_BUILD_JOBS").install()  # compile the sources in parallel
-    # -fno-trapping-math lets GCC if-convert (and so vectorize) the branch-free selects of
-    # fastmath.hpp; nothing here reads floating-point exception flags.
-    cflags = ["-O3", "-fvisibility=hidden", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
-    cflags += ["-ffp-contract=fast"]
-    lflags = ["-fopenmp"]
-    if env_flag("RECFAST_NATIVE"):
-        cflags.append("-march=native")
-    if env_flag("RECFAST_SANITIZE"):
-        san = "-fsanitize=address,undefined"
-        cflags = [f for f in cflags if f != "-O3"]
-        cflags += ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-wrapv", san]
-        lflags.append(san)
+    cflags, lflags = flags()
     # Every header and .inc under csrc: an edit to one rebuilds the extensions.
     depends = sorted(rel(p) for p in CSRC.rglob("*") if p.suffix in HEADER_SUFFIXES)
     # cxx_std is explicit: pybind11's probe raises "Unsupported compiler" when no compiler exists.

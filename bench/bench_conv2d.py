@@ -12,4 +12,4 @@ import sys
 from recfast.bench.__main__ import main
 
 if __name__ == "__main__":
-    sys.exit(main(["conv", *sys.argv[1:]]))
+    sys.exit(main(["conv2d", "--full", *sys.argv[1:]]))

@@ -22,4 +22,4 @@ if __name__ == "__main__":
         data = data / "ml-100k"
     if (data / "u.data").is_file() and "--data" not in args:
         args += ["--data", str(data)]
-    sys.exit(main(["mf", "--peers", *args]))
+    sys.exit(main(["mf", "--full", *args]))

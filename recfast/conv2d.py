@@ -7,7 +7,7 @@ Conventions
   kernels vectorize over. ``layout="NCHW"`` takes PyTorch's ``(N, C, H, W)`` images and
   ``(C_out, C, KH, KW)`` kernels instead and returns NCHW; it costs one transposed copy of each
   array on the way in and of the result on the way out.
-- ``conv2d`` is cross-correlation (as in PyTorch and the seed's formula):
+- ``conv2d`` is cross-correlation (as in PyTorch):
   ``y[n, i, j, :] = f(b + sum_{a, b'} xpad[n, i*sh + a*dh, j*sw + b'*dw, :] @ w[a, b'])``.
 - ``padding``: ``"valid"`` (none), ``"same"`` (output ``ceil(H / stride)``; with stride 1 that is
   H, the extra row/column of an even total goes to the bottom/right, as in PyTorch and

@@ -1,11 +1,11 @@
-"""Recurrent cells and whole sequences: the seed's RNN step, GRU and LSTM, forward and
+"""Recurrent cells and whole sequences: the Elman RNN step, GRU and LSTM, forward and
 backpropagation through time, with variable-length sequences in one batch.
 
 Layouts (one convention everywhere, PyTorch's):
 
 * inputs ``x_t (N, D)``, states ``h (N, H)``, sequences ``xs (T, N, D)`` (time first);
 * ``W (G H, D)`` and ``U (G H, H)`` with G = 1 (RNN), 3 (GRU: rows r, z, n) or 4 (LSTM: rows
-  i, f, g, o), so the seed's column-vector ``h_t = f(W x_t + U h_{t-1} + b)`` is, batched,
+  i, f, g, o), so the column-vector form ``h_t = f(W x_t + U h_{t-1} + b)`` is, batched,
   ``h_t = f(x_t W^T + h_{t-1} U^T + b)``;
 * RNN and LSTM take one bias ``b (G H,)``; PyTorch's pair ``b_ih``, ``b_hh`` is accepted too and
   summed. The GRU needs both apart, because its reset gate multiplies ``U_n h + b_hn`` only:
@@ -328,7 +328,7 @@ def rnn_step(
     num_threads: int | None = None,
     backend: str | None = None,
 ) -> Array:
-    """The seed's step ``h_t = f(W x_t + U h_{t-1} + b)``, batched: ``f(x_t W^T + h U^T + b)``.
+    """The Elman step ``h_t = f(W x_t + U h_{t-1} + b)``, batched: ``f(x_t W^T + h U^T + b)``.
 
     x_t (N, D) or (D,); h_prev (N, H) or (H,); W (H, D); U (H, H); b (H,). Returns h_t like h_prev.
     """
@@ -347,7 +347,7 @@ def rnn_output(
     num_threads: int | None = None,
     backend: str | None = None,
 ) -> Array:
-    """The seed's output ``y_t = g(V h_t + c)``: h_t (N, H) or (H,), V (O, H), c (O,); a
+    """The Elman output ``y_t = g(V h_t + c)``: h_t (N, H) or (H,), V (O, H), c (O,); a
     :func:`recfast.dense` layer."""
     return dense(h_t, V, c, activation=activation, out=out, num_threads=num_threads,
                  backend=backend)  # fmt: skip

@@ -10,6 +10,9 @@ import numpy as np
 from recfast import _registry as reg
 from recfast._backends import implementation
 
+#: The skip reason of the PyTorch-parity tests (torch is not in the [test] extra: a large download).
+TORCH_MISSING = "PyTorch not installed, PyTorch-parity tests skipped: pip install torch"
+
 # Relative tolerance of a backend against the reference after a few SGD epochs (one thread, same
 # order): summation order inside the dot product is the only difference.
 TOLERANCE = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}

@@ -16,6 +16,7 @@ def data():
     return train, test
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 @pytest.mark.parametrize("based", ["item", "user"])
 def test_learns_better_than_the_baseline(data, based):
     train, test = data

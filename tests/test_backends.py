@@ -103,6 +103,7 @@ def test_show_config_mentions_each_backend():
         assert name in text
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 def test_extension_disabled_falls_back_to_numba():
     code = (
         "import recfast, recfast._backends as b; print(b.select('sgd_mf_epoch')[0]); "
@@ -159,6 +160,7 @@ def test_thread_counts_above_the_cores_are_clamped():
     call(num_threads=10**6)  # runs on the usable cores instead of crashing
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 def test_omp_num_threads_huge_in_a_fresh_process():
     code = (
         "import recfast, numpy as np; print(recfast.get_num_threads()); "
@@ -171,6 +173,7 @@ def test_omp_num_threads_huge_in_a_fresh_process():
     assert int(n) == len(os.sched_getaffinity(0)) and ok == "ok"
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 def test_threadpoolctl_limit_entered_right_after_import():
     """Issue #9: the limit was ignored when entered before the extension was first loaded."""
     pytest.importorskip("threadpoolctl")

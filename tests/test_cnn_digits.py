@@ -1,5 +1,5 @@
-"""End to end (issue #3): the seed's CNN (conv 32 3x3 relu, max-pool 2, conv 64 3x3 relu,
-max-pool 2, flatten, dense 128 relu, dense 10 softmax; "same" padding) trained on recfast's conv,
+"""End to end (issue #3): recfast.models.ConvNet (conv 32 3x3 relu, max-pool 2, conv 64 3x3
+relu, max-pool 2, flatten, dense 128 relu, dense 10 softmax; "same" padding) trained on recfast's conv,
 pool and dense kernels with Adam reaches >= 95% test accuracy on scikit-learn's bundled 8x8 digits
 (offline) in well under a minute."""
 
@@ -23,6 +23,7 @@ def digits_split(seed=0):
     return X[train], y[train], X[test], y[test]
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 def test_seed_cnn_on_digits():
     Xtr, ytr, Xte, yte = digits_split()
     # One thread, BLAS included: the 32-image batches of 8x8 images are far too small to gain from
@@ -42,6 +43,7 @@ def test_seed_cnn_on_digits():
     np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 def test_backends_train_alike():
     """A few steps on every live backend from the same start give the same model."""
     from recfast.testing import live_backends

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import recfast
-from recfast.testing import live_backends
+from recfast.testing import TORCH_MISSING, live_backends
 
 BACKENDS = live_backends("conv2d_forward")
 FAST = [b for b in BACKENDS if b != "reference"]
@@ -136,7 +136,7 @@ def test_reference_hand_computed():
     np.testing.assert_array_equal(y[0, :, :, 0], [[-3.5, -3.5], [-3.5, -3.5]])
     assert recfast.conv2d(x, w, padding="same").shape == (1, 3, 3, 1)
     yf = recfast.conv2d(x, w, padding="full", backend="reference")
-    assert yf.shape == (1, 4, 4, 1)  # the seed's H' = H + KH - 1
+    assert yf.shape == (1, 4, 4, 1)  # full padding: H' = H + KH - 1
     assert yf[0, 0, 0, 0] == -0.0 - x[0, 0, 0, 0] and yf[0, 3, 3, 0] == x[0, 2, 2, 0]
 
 
@@ -184,7 +184,7 @@ GEOMS = [
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("geom", GEOMS, ids=range(len(GEOMS)))
 def test_against_torch_autograd(backend, geom):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=TORCH_MISSING)
     F = torch.nn.functional
     x, w, b = problem(3, 9, 8, 4, 6, 3, 3, seed=11)
     y = recfast.conv2d(x, w, b, activation="sigmoid", backend=backend, **geom)
@@ -215,7 +215,7 @@ def test_against_torch_autograd(backend, geom):
 
 
 def test_torch_float32_channels_last():
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=TORCH_MISSING)
     x, w, b = problem(4, 12, 10, 3, 32, 5, 5, dtype=np.float32, seed=13)
     tx = torch.from_numpy(x).permute(0, 3, 1, 2)
     tw = torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))
@@ -458,6 +458,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 @pytest.mark.skipif("cpu" not in BACKENDS, reason="cpu backend not live")
 @pytest.mark.parametrize(
     "env", [{"RECFAST_ISA": "baseline"}, {"RECFAST_CONV_ALGO": "gemm"}], ids=str

@@ -7,7 +7,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import recfast
-from recfast.testing import live_backends
+from recfast.testing import TORCH_MISSING, live_backends
 
 BACKENDS = live_backends("max_pool2d_forward")
 
@@ -86,7 +86,7 @@ def test_ties_nan_and_padding(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("cfg", [(2, None, 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0))])
 def test_against_torch(backend, cfg):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=TORCH_MISSING)
     size, stride, padding = cfg
     x = images(2, 9, 8, 3, seed=4)
     xn = np.ascontiguousarray(x.transpose(0, 3, 1, 2))

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import recfast
-from recfast.testing import TOLERANCE, live_backends
+from recfast.testing import TOLERANCE, TORCH_MISSING, live_backends
 
 BACKENDS = live_backends("dense_forward")
 ACTS = [None, "relu", "sigmoid", "tanh"]
@@ -99,7 +99,7 @@ def test_gradients_against_finite_differences(backend, activation):
 
 
 def test_against_torch_linear():
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=TORCH_MISSING)
     x, W, b = problem(8, 6, 5, np.float64, seed=5)
     tx = torch.tensor(x, requires_grad=True)
     lin = torch.nn.Linear(6, 5, dtype=torch.float64)

@@ -11,9 +11,9 @@ from op_cases import CASES, COVERS
 
 import recfast
 from recfast import _registry as reg
-from recfast.testing import live_backends
+from recfast.testing import TORCH_MISSING, live_backends
 
-torch = pytest.importorskip("torch", reason="PyTorch not installed: pip install torch")
+torch = pytest.importorskip("torch", reason=TORCH_MISSING)
 
 HOST = [b for b in ("cpu", "numba") if live_backends("dense_forward", (b,))]
 

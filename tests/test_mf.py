@@ -137,6 +137,7 @@ def test_block_layout_without_seed_is_stable():
     np.testing.assert_array_equal(bp, [0, 4])
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 @pytest.mark.parametrize("backend", MF_BACKENDS)
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_blocked_schedule_equals_sequential(backend, threads):
@@ -166,6 +167,7 @@ def test_blocked_schedule_is_bit_reproducible_in_parallel(backend):
         np.testing.assert_allclose(a[4], b[4], rtol=1e-12)
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 @pytest.mark.parametrize("backend", FAST)
 def test_hogwild_converges(backend):
     # Several threads race on shared rows: not bit-reproducible, so check the loss statistically.

@@ -190,6 +190,7 @@ def test_empty_fit_raises_and_keeps_the_model():
     np.testing.assert_array_equal(m.user_factors_, before)
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 def test_movielens_100k_accuracy(ml100k):
     """The documented recipe (the defaults): mean test RMSE over u1..u5 <= 0.910 (issue #2)."""
     full = load_movielens(ml100k / "u.data")

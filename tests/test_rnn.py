@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from recfast import rnn
 from recfast._backends import select
 from recfast._kernel_args import RnnBackwardArgs, RnnForwardArgs
-from recfast.testing import live_backends
+from recfast.testing import TORCH_MISSING, live_backends
 
 BACKENDS = live_backends("rnn_forward")
 CELLS = ["rnn", "gru", "lstm"]
@@ -166,6 +166,7 @@ def loss_and_grads(cell, xs, h0, c0, p, lens, backend, act="tanh"):
     return loss, grads
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("cell", CELLS)
 def test_gradients_match_finite_differences(backend, cell):
@@ -213,7 +214,7 @@ def test_step_takes_single_vectors_and_out():
     D, H = 4, 3
     x, h, c = rng.standard_normal(D), rng.standard_normal(H), rng.standard_normal(H)
     W, U, b = rng.standard_normal((H, D)), rng.standard_normal((H, H)), rng.standard_normal(H)
-    expected = np.tanh(W @ x + U @ h + b)  # the seed's column-vector formula
+    expected = np.tanh(W @ x + U @ h + b)  # the column-vector formula
     for backend in BACKENDS:
         out = np.full(H, np.nan)
         got = rnn.rnn_step(x, h, W, U, b, out=out, backend=backend)
@@ -416,7 +417,7 @@ def test_binding_rejects_bad_lengths_directly():
 
 # --------------------------------------------------------------------------- PyTorch
 def _torch():
-    return pytest.importorskip("torch")
+    return pytest.importorskip("torch", reason=TORCH_MISSING)
 
 
 @pytest.mark.parametrize("cell", ["rnn_tanh", "rnn_relu", "gru", "lstm"])
@@ -520,6 +521,7 @@ def test_top_level_exports():
         assert getattr(recfast, name) is getattr(rnn, name)
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("N", [16, 70])  # packed weights with 2 threads / BLAS products (N > 64)
 def test_large_batch_paths_and_thread_counts(cell, N):
@@ -576,6 +578,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 def test_baseline_isa_copy():
     """The gate passes compiled for CPUs without AVX2 (RECFAST_ISA=baseline, in a subprocess:
     the level is read once per process)."""

@@ -29,6 +29,7 @@ def interleaved_cycles(n_seqs, K, seed):
     return out
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 def test_gru4rec_beats_most_popular_on_ml100k(ml100k):
     # Protocol: each user's ratings sorted by timestamp (ties keep the file order); the last item
     # is held out, the model is trained on the prefixes and predicts the last item from the
@@ -68,6 +69,7 @@ def test_learns_an_item_cycle():
     assert model.loss_history_[-1] < 0.1 * model.loss_history_[0]
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 @pytest.mark.parametrize("backend", RNN_BACKENDS)
 def test_learns_what_only_the_state_knows(backend):
     K = 8
@@ -215,6 +217,7 @@ def _cycle_data(K=12, n=200, seed=0):
     return leave_last_out(seqs)
 
 
+@pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 @pytest.mark.parametrize("loss", ["sampled", "softmax"])
 def test_both_losses_learn_an_item_cycle(loss):
     prefixes, targets, _ = _cycle_data()

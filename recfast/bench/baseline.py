@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+import recfast._backends.numba  # noqa: F401  (caches these kernels in recfast's user cache folder)
+
 
 @njit(cache=True, nogil=True, fastmath=False)
 def numba_sgd_loop(rows, cols, values, U, V, ub, ib, mu, lr, reg):

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 import recfast
-from recfast.bench.timing import machine, write_json
+from recfast.bench.report import Column, Report, missing_peer, target_mark
 from recfast.testing import live_backends
 
 # (N, H, W, C, C_out, K)
@@ -24,6 +24,15 @@ SHAPES = [
     (64, 14, 14, 32, 64, 3),
 ]
 QUICK_SHAPES = [(1, 28, 28, 1, 32, 3), (8, 14, 14, 8, 16, 3)]
+# The default run: every shape but the largest (its backward alone is ~0.2 s per repeat here).
+DEFAULT_SHAPES = [s for s in SHAPES if s != (32, 64, 64, 16, 64, 5)]
+# Issue #3's targets (recfast / torch time): backward <= 1.5x; forward <= 0.5x at N = 1 and
+# <= 1.25x at N >= 32.
+BWD_TARGET = 1.5
+
+
+def fwd_target(n: int) -> float | None:
+    return 0.5 if n == 1 else 1.25 if n >= 32 else None
 
 
 def measure(fn, repeats: int) -> tuple[float, float, float]:
@@ -94,19 +103,47 @@ def _torch_cases(x, w, b, g, nt):
 
 
 def run(args: Any) -> int:
-    nt = args.threads
-    reps = max(args.repeats, 5)
-    shapes = QUICK_SHAPES if args.quick else SHAPES
-    peak = sgemm_peak(nt, 512 if args.quick else 2048)
-    rows: list[dict[str, Any]] = []
+    nt, reps = args.threads, args.repeats
+    size = getattr(args, "size", "full")
+    shapes = {"quick": QUICK_SHAPES, "default": DEFAULT_SHAPES, "full": SHAPES}[size]
+    peak = sgemm_peak(nt, 512 if size == "quick" else 2048)
     backends = [b for b in live_backends("conv2d_forward") if b != "reference"] or ["reference"]
+
+    def r2(v):
+        return f"{v:.2f}"
+
+    def pk(v):
+        return f"{100 * v / peak:.0f}%"
+
+    cols = [
+        Column("shape", "shape (N,H,W,C,Co,K)", 20, left=True),
+        Column("case", "case", 14, lambda v: v[:14], left=True),
+        Column("fwd_s", "fwd ms", 8, lambda v: f"{1e3 * v:.3f}"),
+        Column("fwd_x_torch", "x", 5, r2),
+        Column("fwd_min_s", "[min", 7, lambda v: f"{1e3 * v:.3f}"),
+        Column("fwd_min_x_torch", "x]", 5, r2),
+        Column("fwd_gflops", "GF/s", 5, lambda v: f"{v:.1f}"),
+        Column("fwd_gflops", "%pk", 4, pk),
+        Column("bwd_s", "bwd ms", 8, lambda v: f"{1e3 * v:.3f}"),
+        Column("bwd_x_torch", "x", 5, r2),
+        Column("bwd_min_s", "[min", 7, lambda v: f"{1e3 * v:.3f}"),
+        Column("bwd_min_x_torch", "x]", 5, r2),
+        Column("bwd_gflops", "GF/s", 5, lambda v: f"{v:.1f}"),
+        Column("bwd_gflops", "%pk", 4, pk),
+    ]
+    rep = Report(args, "conv2d", cols, {"threads": nt, "sgemm_peak": peak})
+    rep.title(
+        f"Conv2d benchmark: 'same' padding, bias, float32, NHWC (torch: channels_last), {nt} "
+        f"threads; median of {reps} (x torch), [min] (x torch of the mins); backward = grad_x + "
+        f"grad_w + grad_bias; sgemm peak {peak:.1f} GFLOP/s; GF/s and %peak from the medians"
+    )
     try:
         import torch  # noqa: F401
 
         have_torch = True
     except ImportError:
         have_torch = False
-        print("torch not installed: no peer rows (pip install torch)")
+        missing_peer("PyTorch", "pip install torch")
     for n, h, w_, c, co, k in shapes:
         rng = np.random.default_rng(0)
         x = rng.standard_normal((n, h, w_, c), dtype=np.float32)
@@ -135,50 +172,42 @@ def run(args: Any) -> int:
             timed.append((f"recfast {be}", fwd, bwd))
         peer = None
         for name, f, bw in timed:
-            tf_, mf, sf = measure(f, reps)
-            tb2, mb, sb = measure(bw, reps)
-            if name.startswith("torch"):
+            tf_, mf, sf = rep.stable(lambda f=f: measure(f, reps), f"{shape} {name} forward")
+            tb2, mb, sb = rep.stable(lambda bw=bw: measure(bw, reps), f"{shape} {name} backward")
+            is_peer = name.startswith("torch")
+            if is_peer:
                 peer = (tf_, mf, tb2, mb)
-            rows.append(
-                dict(
-                    shape=shape,
-                    case=name,
-                    fwd_s=tf_,
-                    fwd_min_s=mf,
-                    fwd_spread=sf,
-                    bwd_s=tb2,
-                    bwd_min_s=mb,
-                    bwd_spread=sb,
-                    fwd_gflops=flops / tf_ / 1e9,
-                    bwd_gflops=2 * flops / tb2 / 1e9,
-                    fwd_x_torch=tf_ / peer[0] if peer else None,
-                    fwd_min_x_torch=mf / peer[1] if peer else None,
-                    bwd_x_torch=tb2 / peer[2] if peer else None,
-                    bwd_min_x_torch=mb / peer[3] if peer else None,
-                )
+            fx = tf_ / peer[0] if peer and not is_peer else None
+            bx = tb2 / peer[2] if peer and not is_peer else None
+            ft = fwd_target(n) if name == "recfast cpu" else None
+            bt = BWD_TARGET if name == "recfast cpu" else None
+            marks = [
+                f"fwd {target_mark(fx, ft)}" if ft else "",
+                f"bwd {target_mark(bx, bt)}" if bt else "",
+            ]
+            rep.add(
+                shape=shape,
+                case=name,
+                impl=name.split()[-1] if not is_peer else "torch",
+                fwd_s=tf_,
+                fwd_min_s=mf,
+                fwd_spread=sf,
+                bwd_s=tb2,
+                bwd_min_s=mb,
+                bwd_spread=sb,
+                fwd_gflops=flops / tf_ / 1e9,
+                bwd_gflops=2 * flops / tb2 / 1e9,
+                fwd_x_torch=fx,
+                fwd_min_x_torch=mf / peer[1] if peer and not is_peer else None,
+                bwd_x_torch=bx,
+                bwd_min_x_torch=mb / peer[3] if peer and not is_peer else None,
+                mark="; ".join(m for m in marks if m),
+                plot_bars=[
+                    (f"conv2d {shape} forward [{name}] vs torch", fx, ft),
+                    (f"conv2d {shape} backward [{name}] vs torch", bx, bt),
+                ]
+                if fx
+                else [],
             )
-    print(
-        f"\nConv2d benchmark: 'same' padding, bias, float32, NHWC (torch: channels_last), {nt} "
-        f"threads; median of {reps} (x torch), [min] (x torch of the mins); backward = grad_x + "
-        f"grad_w + grad_bias; sgemm peak {peak:.1f} GFLOP/s; GF/s and %peak from the medians"
-    )
-    print(
-        f"{'shape (N,H,W,C,Co,K)':<20} {'case':<14} {'fwd ms':>8} {'x':>5} {'[min':>7} {'x]':>5} "
-        f"{'GF/s':>5} {'%pk':>4} {'bwd ms':>8} {'x':>5} {'[min':>7} {'x]':>5} {'GF/s':>5} {'%pk':>4}"
-    )
-
-    def ratio(v):
-        return f"{v:.2f}" if v else "-"
-
-    for r in rows:
-        print(
-            f"{r['shape']:<20} {r['case'][:14]:<14} {1e3 * r['fwd_s']:>8.3f} "
-            f"{ratio(r['fwd_x_torch']):>5} {1e3 * r['fwd_min_s']:>7.3f} "
-            f"{ratio(r['fwd_min_x_torch']):>5} {r['fwd_gflops']:>5.1f} "
-            f"{100 * r['fwd_gflops'] / peak:>3.0f}% {1e3 * r['bwd_s']:>8.3f} "
-            f"{ratio(r['bwd_x_torch']):>5} {1e3 * r['bwd_min_s']:>7.3f} "
-            f"{ratio(r['bwd_min_x_torch']):>5} {r['bwd_gflops']:>5.1f} "
-            f"{100 * r['bwd_gflops'] / peak:>3.0f}%"
-        )
-    write_json(args.json, rows, {"suite": "conv", "threads": nt, "sgemm_peak": peak, **machine()})
+    rep.finish()
     return 0

@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 
 import recfast
-from recfast.bench.timing import machine, measure, write_json
+from recfast.bench.report import Column, Report, missing_peer, ms, pct, x2
+from recfast.bench.timing import measure
 from recfast.testing import live_backends
 
 SHAPE = dict(n=256, d=1682, h=500)
+TARGET = 1.1  # issue #4: one AutoRec step <= 1.1x PyTorch autograd
 
 
 def _autorec_numpy(x, W1, b1, W2, b2):
@@ -30,8 +32,18 @@ def run(args: Any) -> int:
     W2 = rng.standard_normal((d, h), dtype=np.float32) * 0.05
     b2 = np.zeros(d, np.float32)
     g = rng.standard_normal((n, d), dtype=np.float32)
-    nt, reps = args.threads, max(args.repeats, 5)
-    rows: list[dict[str, Any]] = []
+    nt, reps = args.threads, args.repeats
+    cols = [
+        Column("case", "case", 40, left=True),
+        Column("seconds", "ms", 8, ms),
+        Column("spread", "spread", 7, pct),
+        Column("ratio", "x torch", 8, x2),
+    ]
+    rep = Report(args, "dense", cols, {"n": n, "d": d, "h": h, "threads": nt})
+    rep.title(
+        f"Dense benchmark (AutoRec layers): N={n}, {d} -> {h} (sigmoid) -> {d}, float32, "
+        f"{nt} threads; median of {reps}; x torch = time / PyTorch autograd's (< 1: faster)"
+    )
 
     def fwd_bwd(backend):
         hid = recfast.dense(x, W1, b1, activation="sigmoid", num_threads=nt, backend=backend)
@@ -54,12 +66,12 @@ def run(args: Any) -> int:
         hid = recfast.dense(x, W1, b1, activation="sigmoid", backend=b)
         np.testing.assert_allclose(recfast.dense(hid, W2, b2, backend=b), ref, rtol=1e-4, atol=1e-4)
 
-    for b in live_backends("dense_forward"):
-        t, s = measure(lambda b=b: fwd_bwd(b), reps)
-        rows.append(dict(case=f"dense fwd+bwd [{b}]", seconds=t, spread=s))
+    peer = None
     try:
         import torch
-
+    except ImportError:
+        missing_peer("PyTorch", "pip install torch")
+    else:
         torch.set_num_threads(nt)
         tx, tg = torch.from_numpy(x), torch.from_numpy(g)
         l1, l2 = torch.nn.Linear(d, h), torch.nn.Linear(h, d)
@@ -70,19 +82,13 @@ def run(args: Any) -> int:
             out = l2(torch.sigmoid(l1(tx)))
             out.backward(tg)
 
-        t, s = measure(torch_step, reps)
-        rows.append(dict(case=f"torch {torch.__version__} autograd fwd+bwd", seconds=t, spread=s))
-    except ImportError:
-        print("torch not installed: no peer row (pip install torch)")
-
-    peer = next((r["seconds"] for r in rows if r["case"].startswith("torch")), None)
-    print(
-        f"\nDense benchmark (AutoRec layers): N={n}, {d} -> {h} (sigmoid) -> {d}, float32, "
-        f"{nt} threads; median of {reps}"
-    )
-    print(f"{'case':<40} {'ms':>8} {'spread':>7} {'x torch':>8}")
-    for r in rows:
-        ratio = f"{r['seconds'] / peer:.2f}" if peer else "-"
-        print(f"{r['case']:<40} {1e3 * r['seconds']:>8.2f} {r['spread']:>6.0%} {ratio:>8}")
-    write_json(args.json, rows, {"suite": "dense", "n": n, "d": d, "h": h, **machine()})
+        peer, s = rep.stable(lambda: measure(torch_step, reps), "torch")
+        rep.add(case=f"torch {torch.__version__} autograd fwd+bwd", impl="torch", seconds=peer,
+                spread=s)  # fmt: skip
+    for b in live_backends("dense_forward"):
+        t, s = rep.stable(lambda b=b: measure(lambda: fwd_bwd(b), reps), b)
+        rep.add(case=f"dense fwd+bwd [{b}]", impl=b, seconds=t, spread=s,
+                ratio=t / peer if peer else None, peer="torch",
+                target=TARGET if b == "cpu" else None)  # fmt: skip
+    rep.finish()
     return 0

@@ -55,17 +55,33 @@ def cases(backend: str, wrap) -> dict[str, Any]:
 
 
 def run(args: Any) -> int:
-    calls = 2000 if args.quick else 20000
-    reps = max(args.repeats, 5)
+    from recfast.bench.report import Column, Report, missing_peer
+
+    size = getattr(args, "size", "quick" if getattr(args, "quick", False) else "full")
+    calls = {"quick": 2000, "default": 5000, "full": 20000}[size]
+    reps = args.repeats
     kinds: dict[str, Any] = {"numpy": lambda a: a}
     try:
         import torch
 
         kinds["torch"] = torch.from_numpy
     except ImportError:
-        print("torch not installed: NumPy rows only (pip install torch)")
+        missing_peer("PyTorch", "pip install torch")
     backends = [b.name for b in recfast.backends() if b.available and b.name in ("cpu", "numba")]
-    rows = []
+
+    def f2(v):
+        return f"{v:.2f}"
+
+    cols = [
+        Column("case", "case", 28, left=True),
+        Column("backend", "backend", 7, left=True),
+        Column("kind", "kind", 6, left=True),
+        Column("median_us", "median us", 10, f2),
+        Column("min_us", "min us", 8, f2),
+        Column("over_numpy_us", "+us vs NumPy", 12, f2),
+    ]
+    rep = Report(args, "overhead", cols, {})
+    rep.title(f"Per-call overhead: {calls} calls per batch, median of {reps} batches, one thread")
     for be in backends:
         base = {}
         for kind, wrap in kinds.items():
@@ -81,23 +97,15 @@ def run(args: Any) -> int:
                 extra = lo - base[name] if kind != "numpy" and name in base else None
                 if kind == "numpy":
                     base[name] = lo
-                rows.append(dict(case=name, backend=be, kind=kind, median_us=med, min_us=lo,
-                                 over_numpy_us=extra))  # fmt: skip
-                print(
-                    f"{name:<28} {be:<6} {kind:<6} median {med:7.2f} us  min {lo:7.2f} us"
-                    + (f"  (+{extra:.2f} us over NumPy)" if extra is not None else ""),
-                    flush=True,
-                )
-    if getattr(args, "json", None):
-        from recfast.bench.timing import machine, write_json
-
-        write_json(args.json, rows, {"suite": "overhead", **machine()})
+                rep.add(case=name, backend=be, kind=kind, median_us=med, min_us=lo,
+                        over_numpy_us=extra)  # fmt: skip
+    rep.finish()
     return 0
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--quick", action="store_true")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--json", default=None)
+    p.add_argument("--size", default="full", choices=["quick", "default", "full"])
     raise SystemExit(run(p.parse_args()))

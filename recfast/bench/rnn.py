@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from recfast import rnn
-from recfast.bench.timing import machine, measure, write_json
+from recfast.bench.report import Column, Report, missing_peer, pct, us, x2
+from recfast.bench.timing import measure
 from recfast.testing import live_backends
 
 CELLS = ("rnn", "gru", "lstm")
@@ -49,13 +50,32 @@ def run(args: Any) -> int:
         import torch
     except ImportError:
         torch = None
-        print("torch not installed: recfast rows only, no ratios (pip install torch)")
-    nt, reps = args.threads, max(args.repeats, 5)
-    budget = 0.02 if args.quick else 0.1
-    step_shapes = STEP_SHAPES[:2] if args.quick else STEP_SHAPES
-    T, N, D, H = (10, 4, 32, 64) if args.quick else SEQ_SHAPE
+        missing_peer("PyTorch", "pip install torch")
+    nt, reps = args.threads, args.repeats
+    size = getattr(args, "size", "full")
+    # seconds of calls per timed batch: the step rows time batches of calls
+    budget = {"quick": 0.02, "default": 0.03, "full": 0.1}[size]
+    step_shapes = STEP_SHAPES[:2] if size == "quick" else STEP_SHAPES
+    T, N, D, H = (10, 4, 32, 64) if size == "quick" else SEQ_SHAPE
     backends = live_backends("rnn_forward", ("cpu", "numba"))
-    rows: list[dict[str, Any]] = []
+    cols = [
+        Column("case", "case", 52, left=True),
+        Column("impl", "impl", 7, left=True),
+        Column("seconds", "us", 10, us),
+        Column("spread", "spread", 7, pct),
+        Column("ratio", "x torch", 8, x2),
+    ]
+    rep = Report(args, "rnn", cols, {"threads": nt})
+    rep.title(
+        f"Recurrent benchmark: float32, {nt} threads, median of {reps}; x torch = time / "
+        "PyTorch's (< 1: faster); targets for the cpu backend"
+    )
+
+    def add(**row):
+        if row.get("impl") != "cpu":
+            row["target"] = None
+        rep.add(peer="torch", **row)
+
     rng = np.random.default_rng(0)
     if torch is not None:
         torch.set_num_threads(nt)
@@ -86,10 +106,10 @@ def run(args: Any) -> int:
                     with torch.no_grad():
                         return m(tx, (th, tc)) if cell == "lstm" else m(tx, th)
 
-                peer, s = per_call(tstep, budget, reps)
+                peer, s = rep.stable(lambda: per_call(tstep, budget, reps), case)
                 expected = tstep()
                 expected = (expected[0] if cell == "lstm" else expected).numpy()
-                rows.append(dict(case=case, impl="torch", seconds=peer, spread=s))
+                add(case=case, impl="torch", seconds=peer, spread=s)
             for be in backends:
                 b = b1 + b2
 
@@ -102,17 +122,9 @@ def run(args: Any) -> int:
 
                 if peer is not None:  # correctness before timing
                     np.testing.assert_allclose(f(), expected, rtol=1e-4, atol=1e-4)
-                t, s = per_call(f, budget, reps)
-                rows.append(
-                    dict(
-                        case=case,
-                        impl=be,
-                        seconds=t,
-                        spread=s,
-                        ratio=t / peer if peer else None,
-                        target=STEP_TARGET.get(n),
-                    )
-                )
+                t, s = rep.stable(lambda f=f: per_call(f, budget, reps), case)
+                add(case=case, impl=be, seconds=t, spread=s, ratio=t / peer if peer else None,
+                    target=STEP_TARGET.get(n))  # fmt: skip
 
     for cell in CELLS:
         xs = rng.standard_normal((T, N, D), dtype=np.float32)
@@ -135,17 +147,10 @@ def run(args: Any) -> int:
                 m(xg)[0].backward(tg)
 
             expected = tfwd().numpy()
-            peer["forward"] = measure(tfwd, reps)
-            peer["forward+backward"] = measure(tboth, reps)
-            for what, (t, s) in peer.items():
-                rows.append(
-                    dict(
-                        case=f"{cell} sequence T={T} N={N} D={D} H={H} {what}",
-                        impl="torch",
-                        seconds=t,
-                        spread=s,
-                    )
-                )
+            for what, fn in (("forward", tfwd), ("forward+backward", tboth)):
+                case = f"{cell} sequence T={T} N={N} D={D} H={H} {what}"
+                peer[what] = rep.stable(lambda fn=fn: measure(fn, reps), case)
+                add(case=case, impl="torch", seconds=peer[what][0], spread=peer[what][1])
         else:
             G = GATES[cell]
             params = {
@@ -177,27 +182,11 @@ def run(args: Any) -> int:
             if expected is not None:
                 np.testing.assert_allclose(fwd(), expected, rtol=1e-4, atol=1e-4)
             for what, f in (("forward", fwd), ("forward+backward", both)):
-                t, s = measure(f, reps)
+                case = f"{cell} sequence T={T} N={N} D={D} H={H} {what}"
+                t, s = rep.stable(lambda f=f: measure(f, reps), case)
                 p = peer.get(what, (None,))[0]
-                rows.append(
-                    dict(
-                        case=f"{cell} sequence T={T} N={N} D={D} H={H} {what}",
-                        impl=be,
-                        seconds=t,
-                        spread=s,
-                        ratio=t / p if p else None,
-                        target=SEQ_TARGET[what],
-                    )
-                )
+                add(case=case, impl=be, seconds=t, spread=s, ratio=t / p if p else None,
+                    target=SEQ_TARGET[what])  # fmt: skip
 
-    print(f"\nRecurrent benchmark: float32, {nt} threads, median of {reps}; ratio = time / torch's")
-    print(f"{'case':<52} {'impl':<7} {'us':>10} {'spread':>7} {'x torch':>8} {'target':>7}")
-    for r in rows:
-        ratio = f"{r['ratio']:.2f}" if r.get("ratio") else "-"
-        target = f"<={r['target']}" if r.get("target") and r.get("ratio") else ""
-        print(
-            f"{r['case']:<52} {r['impl']:<7} {1e6 * r['seconds']:>10.1f} {r['spread']:>6.0%} "
-            f"{ratio:>8} {target:>7}"
-        )
-    write_json(args.json, rows, {"suite": "rnn", "threads": nt, **machine()})
+    rep.finish()
     return 0

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,14 +46,24 @@ def machine() -> dict[str, Any]:
             )
     except OSError:
         pass
-    return {
+    from recfast._threads import _cpu_count
+
+    out = {
         "recfast": recfast.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
         "cpu": model,
         "cores": os.cpu_count(),
+        "usable_cores": _cpu_count(),
         "simd": mod.simd_level() if mod else None,
     }
+    # Versions of the peers and of Numba, when this process imported them (importing torch just
+    # for its version would cost seconds).
+    for name in ("numba", "scipy", "torch", "surprise", "libmf"):
+        m = sys.modules.get(name)
+        if m is not None:
+            out[name] = getattr(m, "__version__", "?")
+    return out
 
 
 def write_json(path: str | None, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
-"""The seed's convolutional network, built from recfast's kernels: an image classifier whose
-penultimate layer doubles as an item-image encoder for recommenders.
+"""A small convolutional network (two conv + pool blocks, two dense layers), built from
+recfast's kernels: an image classifier whose penultimate layer doubles as an item-image encoder
+for recommenders.
 
 Architecture (NHWC, "same" padding so small images fit)::
 
