@@ -29,16 +29,19 @@ from recfast.conv2d import (
 from recfast.dense import dense, dense_backward
 from recfast.mf import DivergenceError, mf_block_layout, sgd_mf_epoch
 from recfast.models.autorec import AutoRec
+from recfast.models.implicit import BPR, ImplicitALS
 from recfast.models.mf import MatrixFactorization
 from recfast.models.sequence import GRU4Rec
 from recfast.rnn import gru_step, lstm_step, rnn_backward, rnn_forward, rnn_output, rnn_step
 
 __all__ = [
     "AutoRec",
+    "BPR",
     "BackendInfo",
     "BackendUnavailableError",
     "DivergenceError",
     "GRU4Rec",
+    "ImplicitALS",
     "MatrixFactorization",
     "backends",
     "conv2d",
