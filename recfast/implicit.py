@@ -52,7 +52,7 @@ def _exclusion(exclude: Any, m: int, n_items: int) -> tuple[Any, Any]:
         return check.csr_arrays(csr.indptr, csr.indices, m, n_items,
                                 names=("exclude.indptr", "exclude.indices"))  # fmt: skip
     if isinstance(exclude, tuple) and len(exclude) == 2:
-        return check.csr_arrays(exclude[0], exclude[1], m, n_items,
+        return check.csr_arrays(kinds_host(exclude[0]), kinds_host(exclude[1]), m, n_items,
                                 names=("exclude_indptr", "exclude_indices"))  # fmt: skip
     raise TypeError(
         "exclude must be a scipy.sparse matrix (one row per query row) or an (indptr, indices) "
@@ -113,7 +113,9 @@ def topk(
             raise ValueError(f"item_bias must have shape ({n_items},), got {b.shape}")
         b = check.contiguous(np, b)
     if items is not None:
-        items = check._as_int64(np, check.index_array("items", kinds_host(items), n_items))
+        # Sorted and unique: the kernels scan candidates in ascending id order (ties go to the
+        # lower id) and an item listed twice must not be returned twice.
+        items = np.unique(check._as_int64(np, check.index_array("items", kinds_host(items), n_items)))
     mask = None
     if banned is not None:
         banned = check.index_array("banned", kinds_host(banned), n_items)

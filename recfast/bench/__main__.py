@@ -1,4 +1,4 @@
-"""Command line: ``python -m recfast.bench [all|mf|dense|rnn|conv2d|overhead] [--quick] [--peers] [--threads N] [--json FILE]``."""
+"""Command line: ``python -m recfast.bench [all|mf|dense|rnn|conv2d|implicit|overhead] [--quick] [--peers] [--threads N] [--json FILE]``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> int:
         "suite",
         nargs="?",
         default="all",
-        choices=["all", "mf", "dense", "rnn", "conv", "conv2d", "overhead"],
+        choices=["all", "mf", "dense", "rnn", "conv", "conv2d", "implicit", "overhead"],
         help="which benchmark suite to run (default: all)",
     )
     parser.add_argument(
@@ -30,10 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", default=None, help="append results as JSON lines to this file")
     args = parser.parse_args(argv)
-    from recfast.bench import conv2d, dense, mf, overhead, rnn
+    from recfast.bench import conv2d, dense, implicit, mf, overhead, rnn
 
     suites = {"mf": mf.run, "dense": dense.run, "rnn": rnn.run, "conv2d": conv2d.run,
-              "overhead": overhead.run}  # fmt: skip
+              "overhead": overhead.run, "implicit": implicit.run}  # fmt: skip
     suite = "conv2d" if args.suite == "conv" else args.suite  # "conv": the old name
     names = ["mf", "dense", "rnn", "conv2d"] if suite == "all" else [suite]
     return max(suites[name](args) for name in names)

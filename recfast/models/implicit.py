@@ -71,7 +71,8 @@ def _ids(name: str, ids: Any, upper: int | None) -> tuple[np.ndarray, bool]:
     scalar = np.ndim(ids) == 0
     if scalar and (isinstance(ids, bool) or not isinstance(ids, (int, np.integer))):
         raise TypeError(f"{name} must be an int or an array of ints, got {type(ids).__name__}")
-    a = check.index_array(name, np.atleast_1d(np.asarray(ids)), upper)
+    # New ids (fold-in) may lie beyond the model, never below 0.
+    a = check.index_array(name, np.atleast_1d(np.asarray(ids)), 2**31 if upper is None else upper)
     return check._as_int64(np, a), scalar
 
 
@@ -222,7 +223,8 @@ class _FactorRecommender(Kinded):
         n_items = V.shape[0]
         cand = None
         if items is not None:
-            cand = check._as_int64(np, check.index_array("items", np.asarray(items), n_items))
+            cand = np.unique(check._as_int64(np, check.index_array("items", np.asarray(items),
+                                                                   n_items)))  # fmt: skip
         mask = None
         if banned is not None:
             mask = np.zeros(n_items, np.uint8)
@@ -566,12 +568,13 @@ class BPR(_FactorRecommender):
 
     Each iteration draws ``nnz`` (user, positive, negative) triples; a negative that is a
     positive of the user is skipped (implicit's ``verify_negative_samples=True``). Negatives
-    come in proportion to item popularity (``negatives="popularity"``, implicit's sampler) or
-    uniformly (``"uniform"``). Defaults are implicit 0.7's (factors 100, learning rate 0.01,
-    regularization 0.01, 100 iterations); initial factors ``(U[0,1) - 0.5) / factors``, item
-    biases 0, items without interactions start at 0. Recipe that beats implicit's defaults on
-    ml-100k (per-user 80/20, see BENCHMARKS.md):
-    ``BPR(factors=64, learning_rate=0.05, regularization=0.002, iterations=100)``.
+    are drawn uniformly (``negatives="uniform"``, the default, Rendle et al.'s sampler) or in
+    proportion to item popularity (``"popularity"``: implicit's sampler, which reproduces its
+    results). Other defaults are implicit 0.7's (factors 100, learning rate 0.01, regularization
+    0.01, 100 iterations); initial factors ``(U[0,1) - 0.5) / factors``, item biases 0, items
+    without interactions start at 0. Recipe that beats implicit's defaults on ml-100k (per-user
+    80/20, see BENCHMARKS.md): the defaults, i.e. ``BPR(negatives="uniform")``: NDCG@10 0.37
+    against implicit's 0.29 at 64 factors.
 
     ``partial_fit_users`` / ``recommend(recalculate_user=True)`` fold users in by
     ``fold_in_epochs`` SGD passes over their rows with the item side fixed.
@@ -589,7 +592,7 @@ class BPR(_FactorRecommender):
         regularization: float = 0.01,
         iterations: int = 100,
         item_bias: bool = True,
-        negatives: str = "popularity",
+        negatives: str = "uniform",
         fold_in_epochs: int = 50,
         random_state: int | None = None,
         num_threads: int | None = None,

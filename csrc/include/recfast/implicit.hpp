@@ -8,7 +8,7 @@
 namespace recfast {
 
 // Top-n items per query row: score[q, j] = Q[q] . V[cand[j]] + bias[cand[j]] for j < n_cand
-// (cand == nullptr: every item, cand[j] = j), skipping items that are banned (mask, n_items) or
+// (cand == nullptr: every item, cand[j] = j; else ascending and unique), skipping items that are banned (mask, n_items) or
 // stored in row q of the exclusion CSR (ex_indptr (m + 1), ex_indices item ids). Items with a
 // score of -inf or NaN are never returned. out_items (m, n) best first, ties to the lower id;
 // padded with -1 and -inf when fewer than n items remain.

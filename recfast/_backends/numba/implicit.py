@@ -139,7 +139,7 @@ def _chol_row(A, Y, indices, conf, lo, hi, k):
     L = np.zeros((k, k), np.float64)
     for j in range(k):
         d = M[j, j] - np.dot(L[j, :j], L[j, :j])
-        if not (d > 0 and np.isfinite(d)):
+        if not (d > 1e-12 * M[j, j] and np.isfinite(d)):  # singular to working precision
             return b, False
         d = np.sqrt(d)
         L[j, j] = d

@@ -75,9 +75,14 @@ def als_half_sweep(a: AlsArgs) -> int:
                     c = float(c)
                     A64 = A64 + (c - 1) * (y64[:, None] * y64[None, :])
                     b = b + c * y64
+                # Singular to working precision: a pivot L_jj^2 below 1e-12 of A_jj (the kernels'
+                # rule; rounding leaves tiny positive pivots rather than zeros).
                 try:
-                    np.linalg.cholesky(np.asarray(A64))
+                    L = np.linalg.cholesky(np.asarray(A64))
                 except np.linalg.LinAlgError:
+                    failed += 1
+                    continue
+                if not bool((np.diagonal(L) ** 2 > 1e-12 * np.diagonal(np.asarray(A64))).all()):
                     failed += 1
                     continue
                 x = xp.astype(xp.linalg.solve(A64, b[:, None])[:, 0], dt)
