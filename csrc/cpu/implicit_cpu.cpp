@@ -47,7 +47,9 @@ int64_t als_half_sweep(const AlsArgs<T, I>& a) {
   if (a.gram) {
     std::copy(a.gram, a.gram + k * k, A.data());
   } else {
-    blas::ThreadScope scope(a.num_threads);
+    // One BLAS thread: OpenBLAS's workers spin for a while after a call and starved the
+    // OpenMP row solves that follow (5x slower on 2 busy cores); the k x k product is small.
+    blas::ThreadScope scope(1);
     blas::gemm(true, false, k, k, a.n_cols, T(1), a.Y, k, a.Y, k, T(0), A.data(), k);
   }
   for (int64_t f = 0; f < k; ++f) A[size_t(f * k + f)] += T(a.regularization);
