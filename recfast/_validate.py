@@ -751,7 +751,9 @@ def csr_arrays(
     if indptr.shape[0] != n_rows + 1:
         raise ValueError(f"{p_name} must have shape ({n_rows + 1},), got {indptr.shape}")
     if indptr[0] != 0 or (n_rows and bool((np.diff(indptr) < 0).any())):
-        raise ValueError(f"{p_name} must rise from 0 (got {int(indptr[0])} first) without decreasing")
+        raise ValueError(
+            f"{p_name} must rise from 0 (got {int(indptr[0])} first) without decreasing"
+        )
     indices = index_array(i_name, indices, n_cols)
     if indices.shape[0] != int(indptr[-1]):
         raise ValueError(

@@ -47,7 +47,8 @@ def _split_by_rank(csr: Any, rank: np.ndarray, n_test: np.ndarray) -> tuple[Any,
     is_test = rank < n_test[rows]
     coo = csr.tocoo()
     make = lambda m: sp.csr_matrix(  # noqa: E731
-        (coo.data[m], (coo.row[m], coo.col[m])), shape=csr.shape, dtype=csr.dtype)
+        (coo.data[m], (coo.row[m], coo.col[m])), shape=csr.shape, dtype=csr.dtype
+    )
     return make(~is_test), make(is_test)
 
 
@@ -100,8 +101,10 @@ def leave_k_out_split(
     if timestamps is None:
         raise ValueError("by='time' needs timestamps (a sparse matrix shaped like ratings)")
     ts = _csr(timestamps, "timestamps")
-    if ts.shape != csr.shape or ts.nnz != csr.nnz or not (
-        np.array_equal(ts.indptr, csr.indptr) and np.array_equal(ts.indices, csr.indices)
+    if (
+        ts.shape != csr.shape
+        or ts.nnz != csr.nnz
+        or not (np.array_equal(ts.indptr, csr.indptr) and np.array_equal(ts.indices, csr.indices))
     ):
         raise ValueError("timestamps must have the same stored entries as ratings")
     t = ts.data.astype(np.float64)
@@ -116,7 +119,9 @@ def _factors(model: Any) -> tuple[Any, ...] | Callable[[np.ndarray], np.ndarray]
     if isinstance(model, tuple):
         if len(model) not in (2, 3):
             raise TypeError("a model tuple must be (user_factors, item_factors[, item_bias])")
-        return tuple(None if a is None else np.asarray(a) for a in model) + ((None,) if len(model) == 2 else ())
+        return tuple(None if a is None else np.asarray(a) for a in model) + (
+            (None,) if len(model) == 2 else ()
+        )
     for u, v in (("user_factors_", "item_factors_"), ("user_factors", "item_factors")):
         U, V = getattr(model, u, None), getattr(model, v, None)
         if U is not None and V is not None:
@@ -177,7 +182,9 @@ def ranking_metrics_at_k(
     """
     train, test = _csr(train, "train"), _csr(test, "test")
     if train.shape != test.shape:
-        raise ValueError(f"train and test must have the same shape, got {train.shape} and {test.shape}")
+        raise ValueError(
+            f"train and test must have the same shape, got {train.shape} and {test.shape}"
+        )
     K = check.positive_int("K", K)
     n_users, n_items = train.shape
     src = _factors(model)
@@ -210,7 +217,9 @@ def ranking_metrics_at_k(
         if callable(src):
             scores = np.asarray(src(ub), dtype=np.float64)
             if scores.shape != (len(ub), n_items):
-                raise ValueError(f"scores(user_ids) must return shape {(len(ub), n_items)}, got {scores.shape}")
+                raise ValueError(
+                    f"scores(user_ids) must return shape {(len(ub), n_items)}, got {scores.shape}"
+                )
             top = _numpy_topk(scores, tr, K)
         else:
             top = np.empty((len(ub), K), np.int64)
@@ -274,7 +283,11 @@ def _numpy_topk(scores: np.ndarray, tr: Any, K: int) -> np.ndarray:
     s[np.isnan(s)] = -np.inf
     n_items = s.shape[1]
     kk = min(K, n_items)
-    part = np.argpartition(-s, kk - 1, axis=1)[:, :kk] if kk < n_items else np.tile(np.arange(n_items), (s.shape[0], 1))
+    part = (
+        np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+        if kk < n_items
+        else np.tile(np.arange(n_items), (s.shape[0], 1))
+    )
     ps = np.take_along_axis(s, part, axis=1)
     idx = np.empty_like(part)
     for r in range(s.shape[0]):  # best first, ties to the lower id

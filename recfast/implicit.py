@@ -115,7 +115,9 @@ def topk(
     if items is not None:
         # Sorted and unique: the kernels scan candidates in ascending id order (ties go to the
         # lower id) and an item listed twice must not be returned twice.
-        items = np.unique(check._as_int64(np, check.index_array("items", kinds_host(items), n_items)))
+        items = np.unique(
+            check._as_int64(np, check.index_array("items", kinds_host(items), n_items))
+        )
     mask = None
     if banned is not None:
         banned = check.index_array("banned", kinds_host(banned), n_items)

@@ -333,7 +333,6 @@ def recommend_topk(
     users = check.index_array("users", np.atleast_1d(users), U.shape[0])
     n = check.positive_int("n", n)
     n_items = V.shape[0]
-    n_out = min(n, n_items)
     if item_bias is not None:
         item_bias = check.float_array(
             "item_bias", item_bias, ndim=1, dtype=U.dtype, first="user_factors"

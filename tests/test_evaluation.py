@@ -73,7 +73,10 @@ def test_leave_k_out_by_time():
     R = _m([[1, 1, 1, 0], [1, 0, 0, 0]])
     T = _m([[3, 1, 2, 0], [5, 0, 0, 0]])
     tr, te = leave_k_out_split(R, 1, by="time", timestamps=T)
-    assert te.toarray().tolist() == [[1, 0, 0, 0], [0, 0, 0, 0]]  # latest of user 0; user 1 keeps all
+    assert te.toarray().tolist() == [
+        [1, 0, 0, 0],
+        [0, 0, 0, 0],
+    ]  # latest of user 0; user 1 keeps all
     tr, te = leave_k_out_split(R, 2, by="random", random_state=1)
     assert np.diff(te.indptr).tolist() == [2, 0]
     with pytest.raises(ValueError, match="needs timestamps"):

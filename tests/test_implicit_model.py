@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import recfast
 from recfast import BPR, ImplicitALS
 from recfast.testing import live_backends
 
@@ -57,7 +56,9 @@ def test_recommend_accepts_whole_matrix_or_requested_rows(model, request, data):
     np.testing.assert_array_equal(a[0], b[0])
     one = m.recommend(3, data, N=4)
     np.testing.assert_array_equal(one[0], a[0][1])
-    with pytest.raises(ValueError, match=r"expected one row per requested user \(3 rows\) or the whole"):
+    with pytest.raises(
+        ValueError, match=r"expected one row per requested user \(3 rows\) or the whole"
+    ):
         m.recommend(users, data[:7], N=4)
     with pytest.raises(ValueError, match="columns, but the model has 60 items"):
         m.recommend(users, data[users][:, :50], N=4)

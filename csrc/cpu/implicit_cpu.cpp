@@ -16,20 +16,20 @@
 
 namespace recfast {
 
-#define RECFAST_DECLARE_ISA(ns)                                           \
-  namespace ns {                                                          \
-  template <typename T, typename I>                                       \
-  int64_t als_rows(const AlsArgs<T, I>& a, const T* A);                   \
-  template <typename T, typename I>                                       \
-  BprResult bpr_epoch(const BprArgs<T, I>& a);                            \
+#define RECFAST_DECLARE_ISA(ns)                                                     \
+  namespace ns {                                                                    \
+  template <typename T, typename I>                                                 \
+  int64_t als_rows(const AlsArgs<T, I>& a, const T* A);                             \
+  template <typename T, typename I>                                                 \
+  BprResult bpr_epoch(const BprArgs<T, I>& a);                                      \
   extern template int64_t als_rows(const AlsArgs<float, int32_t>&, const float*);   \
   extern template int64_t als_rows(const AlsArgs<float, int64_t>&, const float*);   \
   extern template int64_t als_rows(const AlsArgs<double, int32_t>&, const double*); \
   extern template int64_t als_rows(const AlsArgs<double, int64_t>&, const double*); \
-  extern template BprResult bpr_epoch(const BprArgs<float, int32_t>&);    \
-  extern template BprResult bpr_epoch(const BprArgs<float, int64_t>&);    \
-  extern template BprResult bpr_epoch(const BprArgs<double, int32_t>&);   \
-  extern template BprResult bpr_epoch(const BprArgs<double, int64_t>&);   \
+  extern template BprResult bpr_epoch(const BprArgs<float, int32_t>&);              \
+  extern template BprResult bpr_epoch(const BprArgs<float, int64_t>&);              \
+  extern template BprResult bpr_epoch(const BprArgs<double, int32_t>&);             \
+  extern template BprResult bpr_epoch(const BprArgs<double, int64_t>&);             \
   }
 RECFAST_DECLARE_ISA(baseline)
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -84,9 +84,7 @@ struct TopN {
   T threshold = -std::numeric_limits<T>::infinity();  // -inf until full: -inf and NaN never enter
 
   // a is worse than b
-  bool worse(int64_t x, int64_t y) const {
-    return s[x] < s[y] || (s[x] == s[y] && id[x] > id[y]);
-  }
+  bool worse(int64_t x, int64_t y) const { return s[x] < s[y] || (s[x] == s[y] && id[x] > id[y]); }
   void sift_down(int64_t p) {
     for (;;) {
       int64_t c = 2 * p + 1;
@@ -153,11 +151,16 @@ void topk(const TopkArgs<T, I>& a) {
       std::copy(a.V + a.cand[j] * k, a.V + (a.cand[j] + 1) * k, Vc.data() + j * k);
     V = Vc.data();
   }
-  std::vector<T> eb(size_t(nc), T(0));
-  for (int64_t j = 0; j < nc; ++j) {
-    const int64_t id = a.cand ? a.cand[j] : j;
-    if (a.bias) eb[size_t(j)] = a.bias[id];
-    if (a.banned && a.banned[id]) eb[size_t(j)] = ninf;
+  // Only built when there is a bias or a ban: a one-user call (real-time recommend) should not
+  // pay for an n_items-long pass it does not need.
+  std::vector<T> eb;
+  if (a.bias || a.banned) {
+    eb.assign(size_t(nc), T(0));
+    for (int64_t j = 0; j < nc; ++j) {
+      const int64_t id = a.cand ? a.cand[j] : j;
+      if (a.bias) eb[size_t(j)] = a.bias[id];
+      if (a.banned && a.banned[id]) eb[size_t(j)] = ninf;
+    }
   }
   std::vector<int64_t> pos;  // item id -> candidate position (-1: not a candidate)
   if (a.cand && a.ex_indptr) {
@@ -170,17 +173,19 @@ void topk(const TopkArgs<T, I>& a) {
   const int nt = int(std::max<int64_t>(1, std::min<int64_t>(a.num_threads, blocks)));
   // Each thread runs its own single-threaded GEMMs (OpenBLAS is safe to call concurrently).
   blas::ThreadScope scope(1);
-#pragma omp parallel num_threads(nt)
+  const int64_t rows = std::min(kRows, m);  // buffers sized to the call (one user: 16 KiB)
+#pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    std::vector<T> S(size_t(kRows * std::max<int64_t>(tile, 1)));
-    std::vector<T> hs(size_t(kRows * n));
-    std::vector<int64_t> hid(size_t(kRows * n));
+    std::vector<T> S(size_t(rows * std::max<int64_t>(tile, 1)));
+    std::vector<T> hs(size_t(rows * n));
+    std::vector<int64_t> hid(size_t(rows * n));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t q0 = b * kRows, mb = std::min(kRows, m - q0);
       std::vector<TopN<T>> heaps;
       heaps.reserve(size_t(mb));
-      for (int64_t r = 0; r < mb; ++r) heaps.push_back(TopN<T>{hs.data() + r * n, hid.data() + r * n, n});
+      for (int64_t r = 0; r < mb; ++r)
+        heaps.push_back(TopN<T>{hs.data() + r * n, hid.data() + r * n, n});
       for (int64_t t0 = 0; t0 < nc; t0 += tile) {
         const int64_t w = std::min(tile, nc - t0);
         if (k > 0)
@@ -190,9 +195,11 @@ void topk(const TopkArgs<T, I>& a) {
           std::fill(S.begin(), S.begin() + mb * w, T(0));
         for (int64_t r = 0; r < mb; ++r) {
           T* row = S.data() + r * w;
-          const T* e = eb.data() + t0;
+          if (!eb.empty()) {
+            const T* e = eb.data() + t0;
 #pragma omp simd
-          for (int64_t j = 0; j < w; ++j) row[j] += e[j];
+            for (int64_t j = 0; j < w; ++j) row[j] += e[j];
+          }
           if (a.ex_indptr) {
             const int64_t q = q0 + r;
             for (int64_t x = a.ex_indptr[q]; x < a.ex_indptr[q + 1]; ++x) {
@@ -213,9 +220,9 @@ void topk(const TopkArgs<T, I>& a) {
   }
 }
 
-#define RECFAST_INSTANTIATE(T, I)                                 \
-  template void topk<T, I>(const TopkArgs<T, I>& a);              \
-  template int64_t als_half_sweep<T, I>(const AlsArgs<T, I>& a);  \
+#define RECFAST_INSTANTIATE(T, I)                                \
+  template void topk<T, I>(const TopkArgs<T, I>& a);             \
+  template int64_t als_half_sweep<T, I>(const AlsArgs<T, I>& a); \
   template BprResult bpr_epoch<T, I>(const BprArgs<T, I>& a);
 RECFAST_INSTANTIATE(float, int32_t)
 RECFAST_INSTANTIATE(float, int64_t)

@@ -47,7 +47,9 @@ def _per_iteration(make, R, reps: int) -> float:
 
 
 def _ml100k(path: str | None):
-    for p in [Path(path)] if path else [Path(__file__).resolve().parents[3] / "shared/data/ml-100k"]:
+    for p in (
+        [Path(path)] if path else [Path(__file__).resolve().parents[3] / "shared/data/ml-100k"]
+    ):
         f = p / "u.data" if (p / "u.data").is_file() else p / "ml-100k" / "u.data"
         if f.is_file():
             d = np.loadtxt(f, dtype=np.int64)
@@ -74,7 +76,9 @@ def run(args: Any) -> int:
           f"k={K}" + ("" if implicit else "; implicit not installed: recfast only"))  # fmt: skip
 
     def row(what: str, unit: str, mine: float, peer: float | None, better: str) -> None:
-        ratio = None if peer is None else (peer / mine if better == "higher-is-peer" else mine / peer)
+        ratio = (
+            None if peer is None else (peer / mine if better == "higher-is-peer" else mine / peer)
+        )
         rows.append({"what": what, "unit": unit, "recfast": mine, "implicit": peer})
         r = "" if peer is None else f"{(mine / peer):8.3f}"
         p = "" if peer is None else f"{peer:12.4g}"

@@ -6,4 +6,12 @@ from recfast.models.implicit import BPR, ImplicitALS
 from recfast.models.mf import MatrixFactorization
 from recfast.models.sequence import GRU4Rec, MostPopular
 
-__all__ = ["BPR", "AutoRec", "ConvNet", "GRU4Rec", "ImplicitALS", "MatrixFactorization", "MostPopular"]
+__all__ = [
+    "BPR",
+    "AutoRec",
+    "ConvNet",
+    "GRU4Rec",
+    "ImplicitALS",
+    "MatrixFactorization",
+    "MostPopular",
+]

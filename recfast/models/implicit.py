@@ -66,6 +66,23 @@ def as_user_items(matrix: Any, name: str = "user_items") -> Any:
     return csr
 
 
+def _checked_rows(matrix: Any, name: str) -> Any:
+    """A CSR of ``matrix`` for reading: the matrix itself when it is already a canonical CSR
+    (sorted, no duplicates) of finite strengths >= 0 (no copy: the recommend hot path),
+    else :func:`as_user_items`'s checked copy."""
+    import scipy.sparse as sp
+
+    if (
+        isinstance(matrix, sp.csr_matrix)
+        and matrix.dtype.kind == "f"
+        and matrix.has_canonical_format
+        and bool(np.isfinite(matrix.data).all())
+        and not bool((matrix.data < 0).any())
+    ):
+        return matrix
+    return as_user_items(matrix, name)
+
+
 def _ids(name: str, ids: Any, upper: int | None) -> tuple[np.ndarray, bool]:
     """``(ids as int64 1-D, was a scalar)``, range-checked against ``upper``."""
     scalar = np.ndim(ids) == 0
@@ -142,19 +159,26 @@ class _FactorRecommender(Kinded):
         """The CSR rows of ``user_items`` that belong to ``users``: ``user_items`` is one row
         per requested user (implicit's convention, preferred when both readings fit) or the
         whole matrix, indexed by user id."""
-        csr = as_user_items(user_items, name)
+        import scipy.sparse as sp
+
+        if not sp.issparse(user_items):
+            as_user_items(user_items, name)  # raises the TypeError
         m = len(users)
-        if csr.shape[1] != n_items:
-            raise ValueError(
-                f"{name} has {csr.shape[1]} columns, but the model has {n_items} items"
-            )
-        if csr.shape[0] == m:
-            return csr
+        shape = user_items.shape
+        if len(shape) == 2 and shape[1] != n_items:
+            raise ValueError(f"{name} has {shape[1]} columns, but the model has {n_items} items")
         need = max(n_rows_model, int(users.max()) + 1)
-        if csr.shape[0] >= need:
-            return csr if np.array_equal(users, np.arange(csr.shape[0])) else csr[users]
+        if shape[0] == m:
+            return _checked_rows(user_items, name)
+        if shape[0] >= need:
+            # Rows first, checks on them only: recommend for a few users of a large matrix
+            # must not copy and re-validate all of it.
+            csr = user_items if isinstance(user_items, sp.csr_matrix) else user_items.tocsr()
+            if not np.array_equal(users, np.arange(shape[0])):
+                csr = csr[users]
+            return _checked_rows(csr, name)
         raise ValueError(
-            f"{name} has {csr.shape[0]} rows; expected one row per requested user ({m} rows) or "
+            f"{name} has {shape[0]} rows; expected one row per requested user ({m} rows) or "
             f"the whole user x item matrix (at least {need} rows, indexed by user id)"
         )
 
@@ -281,7 +305,7 @@ class _FactorRecommender(Kinded):
         beyond the fitted users grow the user factors (rows in between start at zero)."""
         U, V, b = self._fitted()
         users, _ = _ids("userids", userids, None)
-        rows = as_user_items(user_items, "user_items")
+        rows = _checked_rows(user_items, "user_items")
         if rows.shape != (len(users), V.shape[0]):
             raise ValueError(
                 f"user_items must have one row per user in userids and one column per item: "
@@ -291,10 +315,11 @@ class _FactorRecommender(Kinded):
         n = max(U.shape[0], int(users.max()) + 1)
         if n > U.shape[0]:
             U = np.concatenate([U, np.zeros((n - U.shape[0], U.shape[1]), U.dtype)])
+            U[users] = X
+            self.user_factors_ = U
         else:
-            U = U.copy()
-        U[users] = X
-        self._set(U, V, b)
+            U[users] = X  # in place: the item side and its cached Gram matrix stay valid
+        self.__dict__.setdefault("_cache", {}).pop("norm_users", None)
 
     def partial_fit_items(self, itemids: Any, item_users: Any) -> None:
         """Fold in new or changed items with the user factors fixed: row ``j`` of
@@ -302,16 +327,17 @@ class _FactorRecommender(Kinded):
         the fitted items grow the item factors."""
         U, V, b = self._fitted()
         items, _ = _ids("itemids", itemids, None)
-        rows = as_user_items(item_users, "item_users")
+        rows = _checked_rows(item_users, "item_users")
         if rows.shape != (len(items), U.shape[0]):
             raise ValueError(
                 f"item_users must have one row per item in itemids and one column per user: "
                 f"shape {(len(items), U.shape[0])}, got {rows.shape}"
             )
         n = max(V.shape[0], int(items.max()) + 1)
-        V = np.concatenate([V, np.zeros((n - V.shape[0], V.shape[1]), V.dtype)])
-        if b is not None:
-            b = np.concatenate([b, np.zeros(n - b.shape[0], b.dtype)])
+        if n > V.shape[0]:
+            V = np.concatenate([V, np.zeros((n - V.shape[0], V.shape[1]), V.dtype)])
+            if b is not None:
+                b = np.concatenate([b, np.zeros(n - b.shape[0], b.dtype)])
         Xi, bi = self._fold_in_items(items, rows, U, V, b)
         V[items] = Xi
         if b is not None:

@@ -27,8 +27,7 @@ int64_t check_indptr(const int64_t* p, int64_t n_rows, const char* name) {
 template <typename T, typename I>
 void topk_py(const py::array& Q, const py::array& V, const OptArray& bias, const OptArray& cand,
              const OptArray& banned, const OptArray& ex_indptr, const OptArray& ex_indices,
-             int64_t n, const py::array& out_items, const py::array& out_scores,
-             int num_threads) {
+             int64_t n, const py::array& out_items, const py::array& out_scores, int num_threads) {
   TopkArgs<T, I> a;
   a.num_threads = bind::threads(num_threads);
   a.Q = in<T>(Q, "user_factors", Shape::rank(2, "(m, k)"));
@@ -93,16 +92,15 @@ int64_t als_py(const py::array& indptr, const py::array& indices, const py::arra
   bind::check_range(a.indices, nnz, a.n_cols, "indices");
   if (a.rows) bind::check_range(a.rows, a.n_solve, a.n_rows, "rows");
   const int64_t failed = als_half_sweep(a);
-  RECFAST_CHECK(bad == 0, "indices or rows changed while the kernel ran: " +
-                              std::to_string(bad) + " entries out of range were skipped");
+  RECFAST_CHECK(bad == 0, "indices or rows changed while the kernel ran: " + std::to_string(bad) +
+                              " entries out of range were skipped");
   return failed;
 }
 
 template <typename T, typename I>
 py::tuple bpr_py(const py::array& indptr, const py::array& indices, const py::array& row_of,
-                 const py::array& U, const py::array& V, const OptArray& bias,
-                 int64_t n_samples, double lr, double reg, uint64_t seed, bool popularity,
-                 int num_threads) {
+                 const py::array& U, const py::array& V, const OptArray& bias, int64_t n_samples,
+                 double lr, double reg, uint64_t seed, bool popularity, int num_threads) {
   BprArgs<T, I> a;
   a.num_threads = bind::threads(num_threads);
   a.U = out<T>(U, "user_factors", Shape::rank(2, "(n_users, k)"));
@@ -147,8 +145,8 @@ void bind_implicit(py::module_& m) {
           if (ex_indices && bind::has_dtype<int64_t>(*ex_indices))
             return topk_py<T, int64_t>(Q, V, bias, cand, banned, ex_indptr, ex_indices, n,
                                        out_items, out_scores, num_threads);
-          return topk_py<T, int32_t>(Q, V, bias, cand, banned, ex_indptr, ex_indices, n,
-                                     out_items, out_scores, num_threads);
+          return topk_py<T, int32_t>(Q, V, bias, cand, banned, ex_indptr, ex_indices, n, out_items,
+                                     out_scores, num_threads);
         });
       },
       py::arg("user_factors").noconvert(), py::arg("item_factors").noconvert(),
@@ -172,26 +170,25 @@ void bind_implicit(py::module_& m) {
       },
       py::arg("indptr").noconvert(), py::arg("indices").noconvert(),
       py::arg("confidence").noconvert(), py::arg("X").noconvert(), py::arg("Y").noconvert(),
-      py::arg("gram").noconvert() = py::none(), py::arg("rows").noconvert() = py::none(), py::arg("regularization"),
-      py::arg("cg_steps") = 3, py::arg("num_threads") = 1);
+      py::arg("gram").noconvert() = py::none(), py::arg("rows").noconvert() = py::none(),
+      py::arg("regularization"), py::arg("cg_steps") = 3, py::arg("num_threads") = 1);
   m.def(
       "bpr_epoch",
       [](const py::array& indptr, const py::array& indices, const py::array& row_of,
-         const py::array& U, const py::array& V, const OptArray& bias, int64_t n_samples,
-         double lr, double reg, uint64_t seed, bool popularity, int num_threads) {
+         const py::array& U, const py::array& V, const OptArray& bias, int64_t n_samples, double lr,
+         double reg, uint64_t seed, bool popularity, int num_threads) {
         return bind::float_dtype(U, "user_factors", [&](auto t) {
           return bind::index_dtype(indices, "indices", [&](auto i) {
-            return bpr_py<decltype(t), decltype(i)>(indptr, indices, row_of, U, V, bias,
-                                                    n_samples, lr, reg, seed, popularity,
-                                                    num_threads);
+            return bpr_py<decltype(t), decltype(i)>(indptr, indices, row_of, U, V, bias, n_samples,
+                                                    lr, reg, seed, popularity, num_threads);
           });
         });
       },
-      py::arg("indptr").noconvert(), py::arg("indices").noconvert(),
-      py::arg("row_of").noconvert(), py::arg("user_factors").noconvert(),
-      py::arg("item_factors").noconvert(), py::arg("item_bias").noconvert() = py::none(),
-      py::arg("n_samples"), py::arg("learning_rate"), py::arg("regularization"),
-      py::arg("seed"), py::arg("popularity") = false, py::arg("num_threads") = 1);
+      py::arg("indptr").noconvert(), py::arg("indices").noconvert(), py::arg("row_of").noconvert(),
+      py::arg("user_factors").noconvert(), py::arg("item_factors").noconvert(),
+      py::arg("item_bias").noconvert() = py::none(), py::arg("n_samples"), py::arg("learning_rate"),
+      py::arg("regularization"), py::arg("seed"), py::arg("popularity") = false,
+      py::arg("num_threads") = 1);
 }
 
 }  // namespace recfast

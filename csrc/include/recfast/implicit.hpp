@@ -8,22 +8,22 @@
 namespace recfast {
 
 // Top-n items per query row: score[q, j] = Q[q] . V[cand[j]] + bias[cand[j]] for j < n_cand
-// (cand == nullptr: every item, cand[j] = j; else ascending and unique), skipping items that are banned (mask, n_items) or
-// stored in row q of the exclusion CSR (ex_indptr (m + 1), ex_indices item ids). Items with a
-// score of -inf or NaN are never returned. out_items (m, n) best first, ties to the lower id;
-// padded with -1 and -inf when fewer than n items remain.
+// (cand == nullptr: every item, cand[j] = j; else ascending and unique), skipping items that are
+// banned (mask, n_items) or stored in row q of the exclusion CSR (ex_indptr (m + 1), ex_indices
+// item ids). Items with a score of -inf or NaN are never returned. out_items (m, n) best first,
+// ties to the lower id; padded with -1 and -inf when fewer than n items remain.
 template <typename T, typename I>
 struct TopkArgs {
-  const T* Q = nullptr;  // (m, k)
-  const T* V = nullptr;  // (n_items, k)
-  const T* bias = nullptr;  // (n_items,) or null
-  const int64_t* cand = nullptr;  // (n_cand,) or null
-  const uint8_t* banned = nullptr;  // (n_items,) or null
+  const T* Q = nullptr;                // (m, k)
+  const T* V = nullptr;                // (n_items, k)
+  const T* bias = nullptr;             // (n_items,) or null
+  const int64_t* cand = nullptr;       // (n_cand,) or null
+  const uint8_t* banned = nullptr;     // (n_items,) or null
   const int64_t* ex_indptr = nullptr;  // (m + 1,) or null
   const I* ex_indices = nullptr;
   int64_t m = 0, k = 0, n_items = 0, n_cand = 0, n = 0;
   int64_t* out_items = nullptr;  // (m, n)
-  T* out_scores = nullptr;  // (m, n)
+  T* out_scores = nullptr;       // (m, n)
   int num_threads = 1;
 };
 
@@ -37,9 +37,9 @@ struct AlsArgs {
   const int64_t* indptr = nullptr;
   const I* indices = nullptr;
   const T* conf = nullptr;
-  T* X = nullptr;  // (n_rows, k), updated
-  const T* Y = nullptr;  // (n_cols, k)
-  const T* gram = nullptr;  // (k, k) Y^T Y when the caller has it cached, or null
+  T* X = nullptr;                 // (n_rows, k), updated
+  const T* Y = nullptr;           // (n_cols, k)
+  const T* gram = nullptr;        // (k, k) Y^T Y when the caller has it cached, or null
   const int64_t* rows = nullptr;  // (n_solve,) rows of X to solve, or null: all rows
   int64_t n_solve = 0;
   int64_t n_rows = 0, n_cols = 0, k = 0;
@@ -60,11 +60,11 @@ struct AlsArgs {
 template <typename T, typename I>
 struct BprArgs {
   const int64_t* indptr = nullptr;  // (n_users + 1,)
-  const I* indices = nullptr;  // (nnz,) sorted within each row
-  const I* row_of = nullptr;  // (nnz,) the row of each entry
-  T* U = nullptr;  // (n_users, k)
-  T* V = nullptr;  // (n_items, k)
-  T* bias = nullptr;  // (n_items,) or null
+  const I* indices = nullptr;       // (nnz,) sorted within each row
+  const I* row_of = nullptr;        // (nnz,) the row of each entry
+  T* U = nullptr;                   // (n_users, k)
+  T* V = nullptr;                   // (n_items, k)
+  T* bias = nullptr;                // (n_items,) or null
   int64_t n_users = 0, n_items = 0, k = 0, nnz = 0, n_samples = 0;
   double learning_rate = 0.01, regularization = 0.01;
   uint64_t seed = 0;
@@ -73,7 +73,7 @@ struct BprArgs {
 };
 
 struct BprResult {
-  double loss = 0;  // sum of softplus(-x_uij) over the updated samples
+  double loss = 0;      // sum of softplus(-x_uij) over the updated samples
   int64_t correct = 0;  // samples with x_uij > 0 (before their update)
   int64_t updated = 0;  // samples not skipped
   int64_t skipped = 0;  // negatives that were positives
