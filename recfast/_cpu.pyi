@@ -200,15 +200,16 @@ def dense_backward(
     num_threads: int = 1,
 ) -> None: ...
 
-# Implicit feedback (csrc/cpu/implicit_cpu.cpp, implicit_kernel.inc): top-k, iALS, BPR.
+# Implicit feedback (csrc/cpu/implicit_cpu.cpp, implicit_kernel.inc): top-k, iALS, BPR; the
+# adapters in recfast/_backends/cpu/implicit.py pass every argument positionally.
 def topk(
     user_factors: np.ndarray,
     item_factors: np.ndarray,
-    item_bias: np.ndarray | None = None,
-    items: npt.NDArray[np.int64] | None = None,
-    banned: npt.NDArray[np.uint8] | None = None,
-    exclude_indptr: npt.NDArray[np.int64] | None = None,
-    exclude_indices: np.ndarray | None = None,
+    item_bias: np.ndarray | None,
+    items: npt.NDArray[np.int64] | None,
+    banned: npt.NDArray[np.uint8] | None,
+    exclude_indptr: npt.NDArray[np.int64] | None,
+    exclude_indices: np.ndarray | None,
     n: int,
     out_items: npt.NDArray[np.int64],
     out_scores: np.ndarray,
@@ -220,8 +221,8 @@ def als_half_sweep(
     confidence: np.ndarray,
     X: np.ndarray,
     Y: np.ndarray,
-    gram: np.ndarray | None = None,
-    rows: npt.NDArray[np.int64] | None = None,
+    gram: np.ndarray | None,
+    rows: npt.NDArray[np.int64] | None,
     regularization: float,
     cg_steps: int = 3,
     num_threads: int = 1,
@@ -232,7 +233,7 @@ def bpr_epoch(
     row_of: np.ndarray,
     user_factors: np.ndarray,
     item_factors: np.ndarray,
-    item_bias: np.ndarray | None = None,
+    item_bias: np.ndarray | None,
     n_samples: int,
     learning_rate: float,
     regularization: float,
