@@ -167,7 +167,10 @@ void topk(const TopkArgs<T, I>& a) {
     pos.assign(size_t(a.n_items), -1);
     for (int64_t j = 0; j < nc; ++j) pos[size_t(a.cand[j])] = j;
   }
-  constexpr int64_t kRows = 32, kTile = 4096;  // a 512 KiB float score tile per thread
+  // Blocks of up to 512 users (GEMM runs faster with more rows: 4000 x 20000 x 64 took 0.285 s
+  // of CPU at 32 rows, 0.203 s at 256) but at least two per thread; a 512 KiB score tile.
+  const int64_t kRows = std::clamp<int64_t>(m / (2 * int64_t(a.num_threads)), 32, 512);
+  const int64_t kTile = std::max<int64_t>(131072 / kRows, 64);
   const int64_t tile = std::min(nc, kTile);
   const int64_t blocks = (m + kRows - 1) / kRows;
   const int nt = int(std::max<int64_t>(1, std::min<int64_t>(a.num_threads, blocks)));
