@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #ifdef _OPENMP
@@ -170,12 +171,16 @@ void topk(const TopkArgs<T, I>& a) {
   // Blocks of up to 512 users (GEMM runs faster with more rows: 4000 x 20000 x 64 took 0.285 s
   // of CPU at 32 rows, 0.203 s at 256) but at least two per thread; a 512 KiB score tile.
   const int64_t kRows = std::clamp<int64_t>(m / (2 * int64_t(a.num_threads)), 32, 512);
-  const int64_t kTile = std::max<int64_t>(131072 / kRows, 64);
+  // (few users: a wider tile, one user scores the whole catalogue in one GEMV)
+  const int64_t kTile = std::max<int64_t>(131072 / std::min(kRows, std::max<int64_t>(m, 1)), 64);
   const int64_t tile = std::min(nc, kTile);
   const int64_t blocks = (m + kRows - 1) / kRows;
   const int nt = int(std::max<int64_t>(1, std::min<int64_t>(a.num_threads, blocks)));
-  // Each thread runs its own single-threaded GEMMs (OpenBLAS is safe to call concurrently).
-  blas::ThreadScope scope(1);
+  // Each thread runs its own single-threaded GEMMs (OpenBLAS is safe to call concurrently). One
+  // thread keeps the caller's BLAS setting: switching the pool's size costs more than a
+  // one-user product (0.05 ms), the real-time recommend.
+  std::optional<blas::ThreadScope> scope;
+  if (nt > 1) scope.emplace(1);
   const int64_t rows = std::min(kRows, m);  // buffers sized to the call (one user: 16 KiB)
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
