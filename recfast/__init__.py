@@ -30,6 +30,7 @@ from recfast.dense import dense, dense_backward
 from recfast.mf import DivergenceError, mf_block_layout, sgd_mf_epoch
 from recfast.models.autorec import AutoRec
 from recfast.models.hybrid import ItemFeatureMap, TextCNN
+from recfast.models.implicit import BPR, ImplicitALS
 from recfast.models.mf import MatrixFactorization
 from recfast.models.multdae import MultDAE
 from recfast.models.sequence import GRU4Rec
@@ -37,11 +38,13 @@ from recfast.rnn import gru_step, lstm_step, rnn_backward, rnn_forward, rnn_outp
 
 __all__ = [
     "AutoRec",
+    "BPR",
     "BackendInfo",
     "BackendUnavailableError",
     "DivergenceError",
     "GRU4Rec",
     "ItemFeatureMap",
+    "ImplicitALS",
     "MatrixFactorization",
     "MultDAE",
     "TextCNN",

@@ -199,3 +199,45 @@ def dense_backward(
     activation: int = 0,
     num_threads: int = 1,
 ) -> None: ...
+
+# Implicit feedback (csrc/cpu/implicit_cpu.cpp, implicit_kernel.inc): top-k, iALS, BPR; the
+# adapters in recfast/_backends/cpu/implicit.py pass every argument positionally.
+def topk(
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    item_bias: np.ndarray | None,
+    items: npt.NDArray[np.int64] | None,
+    banned: npt.NDArray[np.uint8] | None,
+    exclude_indptr: npt.NDArray[np.int64] | None,
+    exclude_indices: np.ndarray | None,
+    n: int,
+    out_items: npt.NDArray[np.int64],
+    out_scores: np.ndarray,
+    num_threads: int = 1,
+) -> None: ...
+def als_half_sweep(
+    indptr: npt.NDArray[np.int64],
+    indices: np.ndarray,
+    confidence: np.ndarray,
+    X: np.ndarray,
+    Y: np.ndarray,
+    gram: np.ndarray | None,
+    rows: npt.NDArray[np.int64] | None,
+    regularization: float,
+    cg_steps: int = 3,
+    num_threads: int = 1,
+) -> int: ...
+def bpr_epoch(
+    indptr: npt.NDArray[np.int64],
+    indices: np.ndarray,
+    row_of: np.ndarray,
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    item_bias: np.ndarray | None,
+    n_samples: int,
+    learning_rate: float,
+    regularization: float,
+    seed: int,
+    popularity: bool = False,
+    num_threads: int = 1,
+) -> tuple[float, int, int, int]: ...

@@ -173,3 +173,46 @@ class Pool2dBackwardArgs(NamedTuple):
     indices: Array  # (N, OH, OW, C) int64 in [0, H * W)
     grad_x: Array  # (N, H, W, C), written
     num_threads: int
+
+
+# --- implicit: csrc/include/recfast/implicit.hpp (TopkArgs, AlsArgs, BprArgs) -----------------
+class TopkArgs(NamedTuple):
+    user_factors: Array  # (m, k) the query rows (already gathered)
+    item_factors: Array  # (n_items, k)
+    item_bias: Array | None  # (n_items,)
+    items: Array | None  # (n_candidates,) int64 whitelist, or None: every item
+    banned: Array | None  # (n_items,) uint8 mask, or None
+    exclude_indptr: Array | None  # (m + 1,) int64 CSR of items excluded per query row
+    exclude_indices: Array | None  # int32/int64 item ids
+    n: int
+    out_items: Array  # (m, n) int64, written
+    out_scores: Array  # (m, n), written
+    num_threads: int
+
+
+class AlsArgs(NamedTuple):
+    indptr: Array  # (n_rows + 1,) int64
+    indices: Array  # (nnz,) int32/int64 rows of Y
+    confidence: Array  # (nnz,) c_ui > 0
+    X: Array  # (n_rows, k), updated in place
+    Y: Array  # (n_cols, k)
+    gram: Array | None  # (k, k) Y^T Y when cached, or None: computed
+    rows: Array | None  # (n_solve,) int64 rows of X to solve, or None: all
+    regularization: float
+    cg_steps: int  # 0: exact Cholesky
+    num_threads: int
+
+
+class BprArgs(NamedTuple):
+    indptr: Array  # (n_users + 1,) int64
+    indices: Array  # (nnz,) int32/int64, sorted within each row
+    row_of: Array  # (nnz,) same dtype: each entry's row
+    user_factors: Array  # (n_users, k), updated in place
+    item_factors: Array  # (n_items, k), updated in place
+    item_bias: Array | None  # (n_items,), updated in place
+    n_samples: int
+    learning_rate: float
+    regularization: float
+    seed: int  # uint64
+    popularity: bool  # negatives by popularity (implicit's sampler) instead of uniformly
+    num_threads: int

@@ -29,6 +29,9 @@ OPS: dict[str, str] = {
     "conv2d_backward": "conv2d",
     "max_pool2d_forward": "conv2d",
     "max_pool2d_backward": "conv2d",
+    "topk": "implicit",
+    "als_half_sweep": "implicit",
+    "bpr_epoch": "implicit",
 }
 
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(OPS.values()))

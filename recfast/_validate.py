@@ -729,3 +729,50 @@ def pool_indices(name: str, a: Any, shape: tuple[int, ...], plane: int, xp: Any 
                 f"{name} has entry {bad} outside [0, {plane}) (flat index into the H x W plane)"
             )
     return a
+
+
+# --- implicit feedback (recfast/implicit.py) ----------------------------------------------------
+
+
+def csr_arrays(
+    indptr: Any,
+    indices: Any,
+    n_rows: int,
+    n_cols: int,
+    *,
+    names: tuple[str, str] = ("indptr", "indices"),
+    sorted_rows: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A CSR structure on the host: ``indptr`` (n_rows + 1,) rising from 0 to nnz (returned as
+    int64), ``indices`` (nnz,) int32/int64 in [0, n_cols), ascending within each row when
+    ``sorted_rows``."""
+    p_name, i_name = names
+    indptr = _as_int64(np, index_array(p_name, indptr))
+    if indptr.shape[0] != n_rows + 1:
+        raise ValueError(f"{p_name} must have shape ({n_rows + 1},), got {indptr.shape}")
+    if indptr[0] != 0 or (n_rows and bool((np.diff(indptr) < 0).any())):
+        raise ValueError(
+            f"{p_name} must rise from 0 (got {int(indptr[0])} first) without decreasing"
+        )
+    indices = index_array(i_name, indices, n_cols)
+    if indices.shape[0] != int(indptr[-1]):
+        raise ValueError(
+            f"{i_name} must have {int(indptr[-1])} entries ({p_name}[-1]), got {indices.shape[0]}"
+        )
+    if sorted_rows and indices.shape[0] > 1:
+        step_up = np.diff(indices.astype(np.int64)) > 0
+        starts = indptr[1:-1]
+        step_up[starts[(starts > 0) & (starts < indices.shape[0])] - 1] = True  # row boundaries
+        if not step_up.all():
+            raise ValueError(
+                f"{i_name} must be strictly ascending within each row (call sort_indices() and "
+                "sum_duplicates() on the matrix)"
+            )
+    return indptr, indices
+
+
+def positive_finite(name: str, a: Any) -> None:
+    """Every entry finite and > 0 (confidences), else ValueError naming the first bad one."""
+    if a.shape[0] and not bool((np.isfinite(a) & (a > 0)).all()):
+        bad = int(np.argmax(~(np.isfinite(a) & (a > 0))))
+        raise ValueError(f"{name} must be finite and > 0; {name}[{bad}] = {float(a[bad])}")

@@ -293,7 +293,7 @@ def recommend_topk(
     exclude: Any = None,
     batch_size: int = 1024,
 ) -> tuple[Array, Array]:
-    """Top-``n`` items by score ``U[u] @ V.T + item_bias (+ offset[u])`` for each user.
+    """Top-``n`` items (ties to the lower id) by score ``U[u] @ V.T + item_bias (+ offset[u])`` for each user.
 
     Parameters
     ----------
@@ -304,6 +304,9 @@ def recommend_topk(
         Added to the scores (the offset, e.g. ``mu + b_u``, does not change the ranking).
     exclude : scipy.sparse matrix (n_users, n_items), optional
         Stored entries of row ``u`` (e.g. already-rated items) are never recommended to ``u``.
+    batch_size : int
+        Unused (kept for compatibility): the native top-k (:func:`recfast.implicit.topk`) tiles
+        the users and items itself.
 
     Returns
     -------
@@ -330,7 +333,6 @@ def recommend_topk(
     users = check.index_array("users", np.atleast_1d(users), U.shape[0])
     n = check.positive_int("n", n)
     n_items = V.shape[0]
-    n_out = min(n, n_items)
     if item_bias is not None:
         item_bias = check.float_array(
             "item_bias", item_bias, ndim=1, dtype=U.dtype, first="user_factors"
@@ -351,30 +353,16 @@ def recommend_topk(
                 f"exclude must have shape {(U.shape[0], n_items)}, got {exclude.shape}"
             )
         exclude = exclude.tocsr()
-    check.allocation("the result", (len(users), n), 8 + U.dtype.itemsize, f"n={n}")
-    items_out = np.full((len(users), n), -1, np.int64)
-    scores_out = np.full((len(users), n), -np.inf, U.dtype)
-    for lo in range(0, len(users), batch_size):
-        batch = users[lo : lo + batch_size]
-        s = U[batch] @ V.T  # one GEMM per batch (BLAS)
-        if item_bias is not None:
-            s += item_bias
-        if offset is not None:
-            s += offset[batch][:, None]
-        if exclude is not None:
-            sub = exclude[batch]
-            s[np.repeat(np.arange(len(batch)), np.diff(sub.indptr)), sub.indices] = -np.inf
-        top = (
-            np.argpartition(-s, n_out - 1, axis=1)[:, :n_out]
-            if n_out < n_items
-            else np.broadcast_to(np.arange(n_items), (len(batch), n_items))
-        )
-        ts = np.take_along_axis(s, top, axis=1)
-        srt = np.argsort(-ts, axis=1, kind="stable")
-        top, ts = np.take_along_axis(top, srt, axis=1), np.take_along_axis(ts, srt, axis=1)
-        top = np.where(np.isneginf(ts), -1, top)
-        items_out[lo : lo + len(batch), :n_out] = top
-        scores_out[lo : lo + len(batch), :n_out] = ts
+    from recfast.implicit import topk
+
+    # The native top-k (tiled GEMM + per-row heaps, seen items excluded in the same pass); the
+    # per-user offset does not change the ranking, so it is added to the selected scores only.
+    items_out, scores_out = topk(
+        np.ascontiguousarray(U[users]), np.ascontiguousarray(V), n, item_bias=item_bias,
+        exclude=None if exclude is None else exclude[users],
+    )  # fmt: skip
+    if offset is not None:
+        scores_out += offset[users][:, None]  # -inf padding stays -inf
     if kind is not NUMPY:
         return kind.wrap(items_out), kind.wrap(scores_out)
     return items_out, scores_out

@@ -494,6 +494,103 @@ def run_case(cid: str, backend: str) -> dict:
     return dict(status="ok")
 
 
+# --- implicit feedback (issue 14): top-k, iALS, BPR and their estimators ----------------------
+def implicit_in(n_users=6, n_items=5, k=3):
+    rng = np.random.default_rng(0)
+    dense = rng.random((n_users, n_items)) < 0.5
+    dense[:, 0] = True
+    return dict(
+        indptr=np.concatenate([[0], np.cumsum(dense.sum(1))]).astype(np.int64),
+        indices=np.nonzero(dense)[1].astype(np.int32),
+        conf=np.full(int(dense.sum()), 2.0, F32),
+        U=rng.standard_normal((n_users, k)).astype(F32),
+        V=rng.standard_normal((n_items, k)).astype(F32),
+    )
+
+
+def topk_call(**over):
+    def call(be, a):
+        from recfast.implicit import topk
+
+        kw = dict(n=2, exclude=(a["indptr"], a["indices"]), backend=be)
+        kw.update(over)
+        return topk(a["U"], a["V"], **kw)
+
+    return call
+
+
+def als_call(**over):
+    def call(be, a):
+        from recfast.implicit import als_half_sweep
+
+        kw = dict(regularization=0.1, backend=be)
+        kw.update(over)
+        return als_half_sweep(a["indptr"], a["indices"], a["conf"], a["U"], a["V"], **kw)
+
+    return call
+
+
+def bpr_call(**over):
+    def call(be, a):
+        from recfast.implicit import bpr_epoch
+
+        kw = dict(learning_rate=0.05, regularization=0.01, backend=be)
+        kw.update(over)
+        return bpr_epoch(a["indptr"], a["indices"], a["U"], a["V"], **kw)
+
+    return call
+
+
+T, A, B = ("topk",), ("als_half_sweep",), ("bpr_epoch",)
+case("topk n=0", T, implicit_in, topk_call(n=0), ValueError, "n must be >= 1")
+case("topk whitelist out of range", T, implicit_in, topk_call(items=[7]), ValueError, "items")
+case("topk blacklist int64 2**40", T, implicit_in, topk_call(banned=np.array([2**40])),
+     ValueError, "banned")  # fmt: skip
+case("topk exclude out of range", T, with_(implicit_in, indices=lambda a: a["indices"] + 9),
+     topk_call(), ValueError, "exclude_indices")  # fmt: skip
+case("topk float64 items", T, with_(implicit_in, V=lambda a: a["V"].astype(F64)), topk_call(),
+     TypeError, "item_factors has dtype float64")  # fmt: skip
+case("topk n huge", T, implicit_in, topk_call(n=2**40), ValueError, "")
+case("als indices out of range", A, with_(implicit_in, indices=lambda a: a["indices"] + 5),
+     als_call(), ValueError, "indices")  # fmt: skip
+case("als indptr decreasing", A, with_(implicit_in, indptr=lambda a: a["indptr"][::-1].copy()),
+     als_call(), ValueError, "indptr")  # fmt: skip
+case("als zero confidence", A, with_(implicit_in, conf=lambda a: a["conf"] * 0), als_call(),
+     ValueError, "confidence")  # fmt: skip
+case("als read-only X", A, with_(implicit_in, U=lambda a: ro(a["U"])), als_call(), ValueError,
+     "read-only")  # fmt: skip
+case("als singular", A, with_(implicit_in, V=lambda a: np.ones((5, 3), F32)),
+     als_call(regularization=0.0, cg_steps=0), FloatingPointError, "singular")  # fmt: skip
+case("bpr row_of mismatch", B, with_(implicit_in, indices=lambda a: a["indices"] - 1), bpr_call(),
+     ValueError, "indices")  # fmt: skip
+case("bpr num_threads huge", B, implicit_in, bpr_call(num_threads=10**6), None)
+case("bpr diverges", B, with_(implicit_in, U=lambda a: a["U"] * 1e30, V=lambda a: a["V"] * 1e30),
+     bpr_call(learning_rate=1e30, n_samples=1000), FloatingPointError, "BPR diverged",
+     modifies=True)  # fmt: skip
+
+
+def _implicit_model(cls, data_over=None, **kw):
+    def call(be, a):
+        import scipy.sparse as sp
+
+        import recfast
+
+        R = sp.csr_matrix((a["conf"], a["indices"], a["indptr"]), shape=(6, 5))
+        if data_over is not None:
+            R = data_over(R)
+        return getattr(recfast, cls)(factors=3, iterations=2, backend=be, **kw).fit(R)
+
+    return call
+
+
+case("ImplicitALS dense input", A, implicit_in, _implicit_model("ImplicitALS", lambda R: R.toarray()),
+     TypeError, "user_items must be a scipy.sparse")  # fmt: skip
+case("ImplicitALS negative strength", A, implicit_in,
+     _implicit_model("ImplicitALS", lambda R: -R), ValueError, "strengths >= 0")  # fmt: skip
+case("BPR inf strength", B, implicit_in, _implicit_model("BPR", lambda R: R * np.inf),
+     ValueError, "strengths")  # fmt: skip
+
+
 def serve() -> None:
     import warnings
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 import recfast
+import recfast.implicit
 
 
 def _f(rng, shape, dtype, scale=1.0):
@@ -136,6 +137,46 @@ def call_pool(a, backend):
     return dict(out=out, idx=idx, gx=gx)
 
 
+# --- implicit (host-only ops: NumPy and PyTorch CPU) -------------------------------------------
+def make_implicit(rng, dtype):
+    n_users, n_items, k = 6, 9, 4
+    dense = rng.random((n_users, n_items)) < 0.4
+    dense[:, 0] = True  # every row has a positive
+    indptr = np.concatenate([[0], np.cumsum(dense.sum(axis=1))]).astype(np.int64)
+    indices = np.nonzero(dense)[1].astype(np.int64)
+    return dict(
+        indptr=indptr,
+        indices=indices,
+        conf=(1 + 2 * rng.random(len(indices))).astype(dtype),
+        U=_f(rng, (n_users, k), dtype, 0.3),
+        V=_f(rng, (n_items, k), dtype, 0.3),
+        ib=_f(rng, n_items, dtype, 0.1),
+    )
+
+
+def call_topk(a, backend):
+    ids, scores = recfast.implicit.topk(
+        a["U"], a["V"], 3, item_bias=a["ib"], exclude=(a["indptr"], a["indices"]),
+        backend=backend,
+    )  # fmt: skip
+    return dict(ids=ids, scores=scores)
+
+
+def call_als(a, backend):
+    recfast.implicit.als_half_sweep(
+        a["indptr"], a["indices"], a["conf"], a["U"], a["V"], regularization=0.1, backend=backend
+    )
+    return dict(U=a["U"])
+
+
+def call_bpr(a, backend):
+    r = recfast.implicit.bpr_epoch(
+        a["indptr"], a["indices"], a["U"], a["V"], item_bias=a["ib"], learning_rate=0.05,
+        regularization=0.01, n_samples=50, seed=1, num_threads=1, backend=backend,
+    )  # fmt: skip
+    return dict(loss=r.loss, correct=r.correct, U=a["U"], V=a["V"], ib=a["ib"])
+
+
 CASES = {
     "sgd_mf_epoch": (make_mf, call_sgd),
     "mf_block_layout": (make_mf, call_layout),
@@ -145,6 +186,9 @@ CASES = {
     "rnn sequences": (make_rnn, call_sequences),
     "conv2d": (make_conv, call_conv),
     "max_pool2d": (make_conv, call_pool),
+    "topk": (make_implicit, call_topk),
+    "als_half_sweep": (make_implicit, call_als),
+    "bpr_epoch": (make_implicit, call_bpr),
 }
 
 # The registry ops each case exercises (a test checks that every op is covered).
@@ -157,4 +201,10 @@ COVERS = {
     "rnn sequences": ("rnn_forward", "rnn_backward"),
     "conv2d": ("conv2d_forward", "conv2d_backward"),
     "max_pool2d": ("max_pool2d_forward", "max_pool2d_backward"),
+    "topk": ("topk",),
+    "als_half_sweep": ("als_half_sweep",),
+    "bpr_epoch": ("bpr_epoch",),
 }
+
+# Ops that take host arrays only (NumPy, PyTorch CPU): the array-API tests skip them.
+HOST_ONLY = {"topk", "als_half_sweep", "bpr_epoch"}

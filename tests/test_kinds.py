@@ -49,7 +49,7 @@ def spy(monkeypatch):
 
     import sys
 
-    for mod in ("recfast.mf", "recfast.dense", "recfast.rnn", "recfast.conv2d"):
+    for mod in ("recfast.mf", "recfast.dense", "recfast.rnn", "recfast.conv2d", "recfast.implicit"):
         monkeypatch.setattr(sys.modules[mod], "select", select)
     return seen
 

@@ -107,8 +107,10 @@ def test_predict_and_recommend(data):
     assert (
         ids.shape == (1, 500) and (ids[0, 200:] == -1).all() and np.isneginf(scores[0, 200:]).all()
     )
+    # Unknown ids get the baseline since issue 14; unknown="raise" keeps the old error.
     with pytest.raises(ValueError, match="users"):
-        m.predict([300], [0])
+        m.predict([300], [0], unknown="raise")
+    assert m.predict([300], [0], clip=False)[0] == pytest.approx(m.global_mean_ + m.item_bias_[0])
 
 
 def test_save_load_round_trip(tmp_path, data):

@@ -22,6 +22,10 @@ SUITES = {
     "rnn": ("RNN/GRU/LSTM steps and sequences vs PyTorch", (5, 20, 40)),
     "conv2d": ("conv2d forward/backward on CNN shapes vs PyTorch (oneDNN)", (3, 10, 60)),
     "overhead": ("per-call overhead of the small ops, NumPy and torch inputs", (5, 20, 40)),
+    "implicit": (
+        "implicit-feedback ALS/BPR, top-k and ranking metrics vs implicit 0.7.3",
+        (15, 60, 120),
+    ),
     "models": (
         "AutoRec and Mult-DAE vs the same models in PyTorch; GRU4Rec sampled vs full softmax",
         (15, 90, 90),
@@ -158,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
 
     suites = {"mf": mf.run, "dense": dense.run, "rnn": rnn.run, "conv2d": conv2d.run,
               "overhead": overhead.run}  # fmt: skip
-    if args.suite in ("models", "distributed", "gpu"):  # heavier imports: loaded when asked for
+    if args.suite in (
+        "implicit",
+        "models",
+        "distributed",
+        "gpu",
+    ):  # heavier imports: loaded when asked for
         import importlib
 
         suites[args.suite] = importlib.import_module(f"recfast.bench.{args.suite}").run

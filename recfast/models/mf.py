@@ -391,20 +391,93 @@ class MatrixFactorization(Kinded):
         self._fitted()
 
     # -- use ------------------------------------------------------------------------------
-    def predict(self, users: Any, items: Any, *, clip: bool = True) -> Any:
+    def predict(
+        self, users: Any, items: Any, *, clip: bool = True, unknown: str = "baseline"
+    ) -> Any:
         """Predicted ratings for the pairs ``(users[j], items[j])``, shape ``(n,)``, in the
         fitted kind (NumPy or PyTorch).
 
-        ``clip`` limits predictions to the range of the training ratings.
+        ``clip`` limits predictions to the range of the training ratings. A user or item id
+        beyond the fitted ones (never seen in training) gets the baseline, as LIBMF and Surprise
+        do: the global mean plus the known side's bias (the mean alone when both are unknown);
+        ``unknown="raise"`` raises ``ValueError`` for such ids instead. Negative ids always
+        raise.
         """
         st = self._fitted()
-        users = check.index_array("users", np.atleast_1d(host(users)), st.U.shape[0])
-        items = check.index_array("items", np.atleast_1d(host(items)), st.V.shape[0])
+        if unknown not in ("baseline", "raise"):
+            raise ValueError(f"unknown must be 'baseline' or 'raise', got {unknown!r}")
+        cap = (2**62, 2**62) if unknown == "baseline" else (st.U.shape[0], st.V.shape[0])
+        users = check.index_array("users", np.atleast_1d(host(users)), cap[0])
+        items = check.index_array("items", np.atleast_1d(host(items)), cap[1])
         if users.shape != items.shape:
             raise ValueError(
                 f"users and items must have the same length, got {len(users)} and {len(items)}"
             )
-        return self._show(_predict_idx(st, users, items, clip))
+        ku, ki = users < st.U.shape[0], items < st.V.shape[0]
+        if ku.all() and ki.all():
+            return self._show(_predict_idx(st, users, items, clip))
+        # The baseline for pairs with an unseen side; the full model for the others.
+        both = ku & ki
+        pred = np.full(users.shape, st.mu, st.U.dtype)
+        if both.any():
+            pred[both] = _predict_idx(st, users[both], items[both], False)
+        if st.ub is not None:
+            only_u, only_i = ku & ~ki, ki & ~ku
+            pred[only_u] += st.ub[users[only_u]]
+            pred[only_i] += st.ib[items[only_i]]
+        if clip:
+            np.clip(pred, *st.rating_range, out=pred)
+        return self._show(pred)
+
+    def partial_fit_users(self, userids: Any, ratings: Any) -> None:
+        """Fold in new or changed users in real time, the items fixed: for each user, the exact
+        regularized least-squares factors and bias ``(p_u, b_u)`` minimising
+        ``sum_i (r_ui - mu - b_i - b_u - p_u . q_i)^2 + reg |p_u|^2 + bias_reg b_u^2`` over the
+        user's ratings. ``ratings``: scipy.sparse (len(userids), n_items), row ``j`` the
+        ratings of ``userids[j]``. Ids beyond the fitted users grow the model (rows in between
+        get zero factors and biases, i.e. the baseline).
+        """
+        import scipy.sparse as sp
+
+        st = self._fitted()
+        users = check._as_int64(
+            np, check.index_array("userids", np.atleast_1d(host(userids)), 2**31)
+        )
+        if not sp.issparse(ratings):
+            raise TypeError(f"ratings must be a scipy.sparse matrix, got {type(ratings).__name__}")
+        if ratings.shape != (len(users), st.V.shape[0]):
+            raise ValueError(
+                f"ratings must have one row per user in userids and one column per item: shape "
+                f"{(len(users), st.V.shape[0])}, got {ratings.shape}"
+            )
+        R = sp.csr_matrix(ratings, dtype=np.float64, copy=True)
+        R.sum_duplicates()
+        if R.nnz and not np.isfinite(R.data).all():
+            raise ValueError("ratings must be finite")
+        p = self._checked_params()
+        k, biased = st.V.shape[1], st.ub is not None
+        V = st.V.astype(np.float64)
+        reg = np.full(k + biased, p["reg"])
+        if biased:
+            reg[-1] = p["breg"]
+        out = np.zeros((len(users), k + biased))
+        for j in range(len(users)):
+            js = R.indices[R.indptr[j] : R.indptr[j + 1]]
+            if len(js) == 0:
+                continue
+            F = V[js] if not biased else np.hstack([V[js], np.ones((len(js), 1))])
+            t = R.data[R.indptr[j] : R.indptr[j + 1]] - st.mu
+            if biased:
+                t = t - st.ib[js]
+            out[j] = np.linalg.solve(F.T @ F + np.diag(reg), F.T @ t)
+        n = max(st.U.shape[0], int(users.max()) + 1) if len(users) else st.U.shape[0]
+        grow = n - st.U.shape[0]
+        U = np.concatenate([st.U, np.zeros((grow, k), st.U.dtype)])
+        ub = None if st.ub is None else np.concatenate([st.ub, np.zeros(grow, st.U.dtype)])
+        U[users] = out[:, :k]
+        if biased:
+            ub[users] = out[:, k]
+        self.user_factors_, self.user_bias_ = U, ub
 
     def score(self, ratings: Any) -> float:
         """Root mean squared error of the (clipped) predictions on ``ratings``."""

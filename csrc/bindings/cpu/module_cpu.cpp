@@ -12,6 +12,7 @@ void bind_dense(py::module_& m);
 void bind_blas(py::module_& m);
 void bind_rnn(py::module_& m);
 void bind_conv2d(py::module_& m);
+void bind_implicit(py::module_& m);
 }  // namespace recfast
 
 PYBIND11_MODULE(_cpu, m) {
@@ -43,4 +44,5 @@ PYBIND11_MODULE(_cpu, m) {
   recfast::bind_blas(m);
   recfast::bind_rnn(m);
   recfast::bind_conv2d(m);
+  recfast::bind_implicit(m);
 }
