@@ -206,12 +206,19 @@ void check_range(const I* x, int64_t n, int64_t hi, const char* name, const char
   bool ok = true;
   for (int64_t j = 0; j < n; ++j) ok &= (x[j] >= 0) & (int64_t(x[j]) < hi);
   if (ok) return;
+  // Bounded: another thread may have rewritten the bad entry back into range meanwhile.
   int64_t j = 0;
-  while (x[j] >= 0 && int64_t(x[j]) < hi) ++j;
+  I v = 0;
+  for (; j < n; ++j) {
+    v = x[j];
+    if (!(v >= 0 && int64_t(v) < hi)) break;
+  }
+  const std::string where =
+      j < n ? ", got " + std::to_string(int64_t(v)) + " at position " + std::to_string(j)
+            : " (an entry outside it changed while being read)";
   RECFAST_CHECK(false, std::string(name) + " must lie in " +
                            (range ? std::string(range) : "[0, " + std::to_string(hi) + ")") +
-                           ", got " + std::to_string(int64_t(x[j])) + " at position " +
-                           std::to_string(j));
+                           where);
 }
 
 // Enum codes from Python: the valid range comes from the enum's name table (E::count entries).
