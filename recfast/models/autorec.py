@@ -260,9 +260,7 @@ class AutoRec(Kinded):
                     gW = np.asarray(sub.T @ gpre).T
                     gb = gpre.sum(axis=0)
                     share = len(idx) / n_rows  # this batch's share of the epoch's L2 term
-                    gW += (l2 * share) * W
-                    gV += (l2 * share) * V
-                    adam.step((gW, gb, gV, gc))
+                    adam.step((gW, gb, gV, gc), decay=(l2 * share, 0.0, l2 * share, 0.0))
                 nnz = R.nnz
                 obj = 0.5 * sse + 0.5 * l2 * (float(np.sum(W * W)) + float(np.sum(V * V)))
                 if not np.isfinite(obj) or not all(np.isfinite(a.sum()) for a in params):
