@@ -31,56 +31,11 @@ from recfast._kinds import NUMPY
 from recfast._threads import resolve_num_threads
 from recfast.implicit import BprEpochResult, prepare_als_half_sweep, prepare_bpr_epoch
 from recfast.models import _io
+from recfast.models._interactions import as_user_items, checked_rows, requested_rows
 from recfast.models._kinded import Kinded, kinded
 
 FORMAT_VERSION = 1
 _CONFIDENCES = ("hu", "implicit")
-
-
-def as_user_items(matrix: Any, name: str = "user_items") -> Any:
-    """``matrix`` as a new float64 CSR with duplicates summed, sorted indices and explicit zeros
-    dropped; strengths must be finite and >= 0. The caller's matrix is never modified."""
-    import scipy.sparse as sp
-
-    if not sp.issparse(matrix):
-        raise TypeError(
-            f"{name} must be a scipy.sparse matrix (rows x items of interaction strengths), got "
-            f"{type(matrix).__name__}; convert a dense array with scipy.sparse.csr_matrix(a)"
-        )
-    if matrix.ndim != 2:
-        raise ValueError(f"{name} must be 2-D, got shape {matrix.shape}")
-    if matrix.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers, got dtype {matrix.dtype}")
-    csr = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
-    csr.sum_duplicates()  # also sorts the indices
-    d = csr.data
-    bad = ~np.isfinite(d) | (d < 0)
-    if bad.any():
-        j = int(np.argmax(bad))
-        row = int(np.searchsorted(csr.indptr, j, side="right") - 1)
-        raise ValueError(
-            f"{name} must hold finite strengths >= 0; entry ({row}, {int(csr.indices[j])}) is "
-            f"{float(d[j])}"
-        )
-    csr.eliminate_zeros()
-    return csr
-
-
-def _checked_rows(matrix: Any, name: str) -> Any:
-    """A CSR of ``matrix`` for reading: the matrix itself when it is already a canonical CSR
-    (sorted, no duplicates) of finite strengths >= 0 (no copy: the recommend hot path),
-    else :func:`as_user_items`'s checked copy."""
-    import scipy.sparse as sp
-
-    if (
-        isinstance(matrix, sp.csr_matrix)
-        and matrix.dtype.kind == "f"
-        and matrix.has_canonical_format
-        and bool(np.isfinite(matrix.data).all())
-        and not bool((matrix.data < 0).any())
-    ):
-        return matrix
-    return as_user_items(matrix, name)
 
 
 def _ids(name: str, ids: Any, upper: int | None) -> tuple[np.ndarray, bool]:
@@ -156,31 +111,7 @@ class _FactorRecommender(Kinded):
     # -- rows of user_items for the requested users ----------------------------------------
     def _rows(self, users: np.ndarray, user_items: Any, n_rows_model: int, n_items: int,
               name: str = "user_items") -> Any:  # fmt: skip
-        """The CSR rows of ``user_items`` that belong to ``users``: ``user_items`` is one row
-        per requested user (implicit's convention, preferred when both readings fit) or the
-        whole matrix, indexed by user id."""
-        import scipy.sparse as sp
-
-        if not sp.issparse(user_items):
-            as_user_items(user_items, name)  # raises the TypeError
-        m = len(users)
-        shape = user_items.shape
-        if len(shape) == 2 and shape[1] != n_items:
-            raise ValueError(f"{name} has {shape[1]} columns, but the model has {n_items} items")
-        need = max(n_rows_model, int(users.max()) + 1)
-        if shape[0] == m:
-            return _checked_rows(user_items, name)
-        if shape[0] >= need:
-            # Rows first, checks on them only: recommend for a few users of a large matrix
-            # must not copy and re-validate all of it.
-            csr = user_items if isinstance(user_items, sp.csr_matrix) else user_items.tocsr()
-            if not np.array_equal(users, np.arange(shape[0])):
-                csr = csr[users]
-            return _checked_rows(csr, name)
-        raise ValueError(
-            f"{name} has {shape[0]} rows; expected one row per requested user ({m} rows) or "
-            f"the whole user x item matrix (at least {need} rows, indexed by user id)"
-        )
+        return requested_rows(users, user_items, n_rows_model, n_items, name)
 
     # -- recommend ----------------------------------------------------------------------------
     def recommend(
@@ -305,7 +236,7 @@ class _FactorRecommender(Kinded):
         beyond the fitted users grow the user factors (rows in between start at zero)."""
         U, V, b = self._fitted()
         users, _ = _ids("userids", userids, None)
-        rows = _checked_rows(user_items, "user_items")
+        rows = checked_rows(user_items, "user_items")
         if rows.shape != (len(users), V.shape[0]):
             raise ValueError(
                 f"user_items must have one row per user in userids and one column per item: "
@@ -327,7 +258,7 @@ class _FactorRecommender(Kinded):
         the fitted items grow the item factors."""
         U, V, b = self._fitted()
         items, _ = _ids("itemids", itemids, None)
-        rows = _checked_rows(item_users, "item_users")
+        rows = checked_rows(item_users, "item_users")
         if rows.shape != (len(items), U.shape[0]):
             raise ValueError(
                 f"item_users must have one row per item in itemids and one column per user: "

@@ -28,9 +28,10 @@ import numpy as np
 
 from recfast import _validate as check
 from recfast.dense import dense, dense_backward
+from recfast.implicit import topk
 from recfast.models import _io
 from recfast.models._adam import Adam
-from recfast.models._interactions import as_user_items, requested_rows, topk_rows
+from recfast.models._interactions import as_user_items, checked_rows, requested_rows
 from recfast.models._kinded import Kinded, kinded
 
 __all__ = ["MultDAE"]
@@ -132,7 +133,7 @@ class MultDAE(Kinded):
         interaction strengths (counts; duplicates summed). Users without interactions are
         skipped. A fit that raises leaves the model as it was."""
         p = self._check_params()
-        X = as_user_items("user_items", user_items, p["dtype"])
+        X = as_user_items(user_items).astype(p["dtype"])
         if X.nnz == 0:
             raise ValueError("user_items has no interactions: fit needs at least one")
         with self._transaction():
@@ -206,16 +207,35 @@ class MultDAE(Kinded):
         """Scores ``z`` (n_users, n_items) of each row of ``user_items`` (scipy.sparse,
         (n_users, n_items)): one forward pass, no dropout."""
         self._fitted()
-        X = as_user_items("user_items", user_items, np.dtype(self.dtype), n_items=self.n_items_)
-        return self._scores(X)
+        return self._scores(self._rows_of(user_items))
+
+    def _rows_of(self, user_items: Any):
+        """``user_items`` checked (checked_rows: no copy of a canonical CSR) and as wide as the
+        catalogue."""
+        import scipy.sparse as sp
+
+        if (
+            sp.issparse(user_items)
+            and user_items.ndim == 2
+            and user_items.shape[1] != self.n_items_
+        ):
+            raise ValueError(
+                f"user_items has {user_items.shape[1]} columns but the model was fitted on "
+                f"{self.n_items_} items"
+            )
+        return checked_rows(user_items, "user_items")
+
+    def _codes(self, X) -> np.ndarray:
+        """The hidden layer ``h`` (n_rows, hidden) of each row of the CSR ``X``."""
+        W1, b1 = self._host("W1"), self._host("b1")
+        return np.tanh(np.asarray(_normalized(X) @ W1.T) + b1).astype(W1.dtype, copy=False)
 
     def _scores(self, X) -> np.ndarray:
         ops = self._ops
-        W1, b1, W2, b2 = (self._host(k) for k in ("W1", "b1", "W2", "b2"))
-        out = np.empty((X.shape[0], self.n_items_), W1.dtype)
+        W2, b2 = self._host("W2"), self._host("b2")
+        out = np.empty((X.shape[0], self.n_items_), W2.dtype)
         for lo in range(0, X.shape[0], 1024):
-            h = np.tanh(np.asarray(_normalized(X[lo : lo + 1024]) @ W1.T) + b1)
-            dense(h, W2, b2, out=out[lo : lo + 1024], **ops)
+            dense(self._codes(X[lo : lo + 1024]), W2, b2, out=out[lo : lo + 1024], **ops)
         return out
 
     def recommend(
@@ -237,11 +257,21 @@ class MultDAE(Kinded):
         the only candidates. Returns ``(ids, scores)``: (N,) for one user, (m, N) for m users,
         best first; where fewer than ``N`` items are left, ids are -1 and scores -inf."""
         self._fitted()
-        ids, rows, scalar = requested_rows(userid, user_items, np.dtype(self.dtype), self.n_items_)
+        scalar = np.ndim(userid) == 0
+        ids = check.index_array("userid", np.atleast_1d(np.asarray(userid)))
+        if (ids < 0).any():
+            raise ValueError("userid must be >= 0")
         n = check.positive_int("N", N)
-        S = self._scores(rows)
-        top, sc = topk_rows(S, n, rows if filter_already_liked_items else None,
-                            filter_items, items, self.n_items_)  # fmt: skip
+        rows = requested_rows(ids, user_items, 0, self.n_items_)
+        if filter_items is not None:  # named as the caller knows it (topk calls it "banned")
+            filter_items = check.index_array("filter_items", np.atleast_1d(filter_items),
+                                             self.n_items_)  # fmt: skip
+        # The scores are h W2^T + b2: a factor model over the codes, ranked by the native top-k
+        # (no (users x items) score matrix).
+        top, sc = topk(self._codes(rows), self._host("W2"), n, item_bias=self._host("b2"),
+                       items=items, banned=filter_items,
+                       exclude=rows if filter_already_liked_items else None,
+                       num_threads=self.num_threads, backend=self.backend)  # fmt: skip
         return (top[0], sc[0]) if scalar else (top, sc)
 
     # -- persistence --------------------------------------------------------------------------
