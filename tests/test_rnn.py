@@ -553,42 +553,62 @@ def test_summed_bias_gradients_are_separate_arrays():
     np.testing.assert_array_equal(g["b_ih"], g["b_hh"])
 
 
-_BASELINE_COPY = """
+_ISA_COPY = """
+import os
 import numpy as np
 from recfast import _cpu
 from recfast._backends import select
 from recfast._kernel_args import RnnForwardArgs
-assert _cpu.simd_level() == "baseline", _cpu.simd_level()
+level = os.environ["RECFAST_ISA"]
+assert _cpu.simd_level() == level, (_cpu.simd_level(), level)
 rng = np.random.default_rng(0)
-for cell, G in (("rnn", 1), ("gru", 3), ("lstm", 4)):
-    T, N, D, H = 4, 6, 5, 7
-    xs, h0 = rng.standard_normal((T, N, D)), rng.standard_normal((N, H))
-    c0 = rng.standard_normal((N, H)) if cell == "lstm" else None
-    W, U = rng.standard_normal((G * H, D)), rng.standard_normal((G * H, H)) * 0.3
-    lens = np.array([4, 0, 2, 3, 4, 1])
-    outs = {}
-    for be in ("cpu", "reference"):
-        out, hl = np.full((T, N, H), np.nan), np.full((N, H), np.nan)
-        cl = np.full((N, H), np.nan) if cell == "lstm" else None
-        select("rnn_forward", be)[1](RnnForwardArgs(cell, "tanh", xs, h0, c0, W, U, None, None,
-                                                    lens, out, hl, cl, None, None, None, 2))
-        outs[be] = out
-    np.testing.assert_allclose(outs["cpu"], outs["reference"], rtol=1e-12, atol=1e-12)
+# Shapes for every block of the dot-form kernel (gemm_nt.inc): 1-3 leftover rows, the 16-row
+# chunks, K and unit tails, one step, and a layer too wide for it (D + H > 2048: the BLAS path).
+shapes = [(4, 6, 5, 7), (1, 1, 3, 2), (2, 3, 33, 40), (3, 17, 16, 16), (1, 37, 20, 65),
+          (2, 5, 2100, 9)]
+for dtype, tol in ((np.float64, 1e-12), (np.float32, 2e-5)):
+    for cell, G in (("rnn", 1), ("gru", 3), ("lstm", 4)):
+        for T, N, D, H in shapes:
+            xs = (rng.standard_normal((T, N, D)) / np.sqrt(D)).astype(dtype)
+            h0 = rng.standard_normal((N, H)).astype(dtype)
+            c0 = rng.standard_normal((N, H)).astype(dtype) if cell == "lstm" else None
+            W = rng.standard_normal((G * H, D)).astype(dtype)
+            U = (rng.standard_normal((G * H, H)) * 0.3).astype(dtype)
+            b = rng.standard_normal(G * H).astype(dtype)
+            b2 = rng.standard_normal(G * H).astype(dtype) if cell == "gru" else None
+            lens = rng.integers(0, T + 1, N)
+            outs = {}
+            for be in ("cpu", "reference"):
+                out, hl = np.full((T, N, H), np.nan, dtype), np.full((N, H), np.nan, dtype)
+                cl = np.full((N, H), np.nan, dtype) if cell == "lstm" else None
+                select("rnn_forward", be)[1](RnnForwardArgs(cell, "tanh", xs, h0, c0, W, U, b, b2,
+                                                            lens, out, hl, cl, None, None, None, 2))
+                outs[be] = (out, hl, cl)
+            for got, want in zip(outs["cpu"], outs["reference"]):
+                if want is not None:
+                    np.testing.assert_allclose(got, want, rtol=tol, atol=tol,
+                                               err_msg=f"{level} {cell} {dtype} {(T, N, D, H)}")
 print("ok")
 """
 
 
 @pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
-def test_baseline_isa_copy():
-    """The gate passes compiled for CPUs without AVX2 (RECFAST_ISA=baseline, in a subprocess:
-    the level is read once per process)."""
+@pytest.mark.parametrize("level", ["baseline", "avx2", "avx512"])
+def test_every_isa_copy(level):
+    """The gate passes and the dot-form products of each instruction-set copy (RECFAST_ISA, in a
+    subprocess: the level is read once per process), against the reference."""
     if "cpu" not in BACKENDS:
         pytest.skip("no recfast._cpu")
     import os
     import subprocess
     import sys
 
-    res = subprocess.run([sys.executable, "-c", _BASELINE_COPY],
-                         env={**os.environ, "RECFAST_ISA": "baseline"}, capture_output=True,
+    from recfast import _cpu
+
+    order = ["baseline", "avx2", "avx512"]
+    if order.index(level) > order.index(_cpu.simd_level()):
+        pytest.skip(f"this CPU runs {_cpu.simd_level()}, not {level}")
+    res = subprocess.run([sys.executable, "-c", _ISA_COPY],
+                         env={**os.environ, "RECFAST_ISA": level}, capture_output=True,
                          text=True, timeout=300)  # fmt: skip
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-3000:]

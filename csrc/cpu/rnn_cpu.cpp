@@ -1,6 +1,9 @@
-// Recurrent sequences on the CPU: one GEMM for every step's input projection, then per step one
-// GEMM for the recurrent projection and one fused pass (biases, gates, state update, length mask).
-// Backward mirrors it and leaves the weight gradients to three GEMMs over all steps at the end.
+// Recurrent sequences on the CPU. Forward, for layers up to 2048 wide (D + H): per step one
+// dot-form pass (gemm_nt.inc) that sums W x_t and U h_{t-1} for each thread's hidden units, then
+// the cell on them (dot_forward). Wider layers: one GEMM for every step's input projection, then
+// per step one GEMM for the recurrent projection and one fused pass (biases, gates, state update,
+// length mask). Backward mirrors the latter and leaves the weight gradients to three GEMMs over
+// all steps at the end.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -54,6 +57,18 @@ void packed_gemm(const T* A, int64_t lda, const T* P, int64_t n_out, int64_t K, 
   baseline::rnn_packed_gemm(A, lda, P, n_out, K, C, ldc, rows, accumulate);
 }
 
+template <typename T>
+void gemm_nt(const NtSegment<T>* seg, int nseg, int64_t rows, int64_t cols, T* C, int64_t ldc,
+             const T* bias, bool accumulate) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  const Isa isa = cpu_isa();
+  if (isa == Isa::avx512)
+    return avx512::rnn_gemm_nt(seg, nseg, rows, cols, C, ldc, bias, accumulate);
+  if (isa == Isa::avx2) return avx2::rnn_gemm_nt(seg, nseg, rows, cols, C, ldc, bias, accumulate);
+#endif
+  baseline::rnn_gemm_nt(seg, nseg, rows, cols, C, ldc, bias, accumulate);
+}
+
 // Up to this many batch rows (and from two steps on), the products run on weights packed once per
 // call by a register-blocked kernel; BLAS would repack them on every step (~50% of a step).
 constexpr int64_t kPackedMaxRows = 64;
@@ -105,8 +120,112 @@ bool use_packed(const RnnShape& s) {
   return s.N <= kPackedMaxRows && s.T >= 2;  // one step: packing would cost what it saves
 }
 
+// The forward pass on the dot-form kernel (gemm_nt.inc), over the weights as given: nothing is
+// packed (BLAS packs W and U on every call, half of a small step) and one pass sums W x_t and
+// U h_{t-1} in registers. The threads split the hidden units, every gate of a unit on the same
+// thread, so each applies the cell to what it computed, and each core reads only its share of the
+// weights (LSTM D=128 H=256: 0.75 MiB a core, inside a 1 MiB L2). Steps meet at one barrier.
+// Batch rows go in chunks of 16, so a chunk's pre-activations are still in cache for the cell.
+constexpr int64_t kDotChunk = 16;
+// Multiply-adds per thread and step below which another thread costs more (region entry, the
+// barrier, the second core's cold cache) than it saves: ~5 us of one core's work.
+constexpr int64_t kDotWorkPerThread = int64_t(1) << 18;
+
+// Up to this input + hidden width a chunk's rows (16 x 2048 floats, 128 KiB) stay in L2 beside
+// the weights; wider layers take the paths below, whose input products run as one BLAS call
+// over all steps (BLAS blocks K, the dot kernel does not).
+constexpr int64_t kDotMaxWidthBytes = int64_t(2048) * 4;
+
+template <typename T>
+bool use_dot(const RnnShape& s) {
+  return (s.D + s.H) * int64_t(sizeof(T)) <= kDotMaxWidthBytes;
+}
+
+template <typename T>
+void dot_forward(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
+  const int64_t T_ = s.T, N = s.N, D = s.D, H = s.H, G = gate_count(s.cell), GH = G * H;
+  const int64_t NH = N * H, gw = gate_cache_width(s);
+  const bool lstm = s.cell == Cell::lstm, gru = s.cell == Cell::gru, cached = a.states != nullptr;
+  const int64_t n_zero = gru && !a.b_hh ? GH : 0;
+  auto zero_bias = scratch<T>(n_zero);
+  std::fill(zero_bias.get(), zero_bias.get() + n_zero, T(0));
+  const T* b_hh = a.b_hh ? a.b_hh : zero_bias.get();
+  // h and c: the cache, or two buffers in turn. h_0 is copied first, so an output may share
+  // memory with h0 or c0 although other threads still read them.
+  auto ping = scratch<T>(cached ? 0 : 4 * NH);
+  auto state = [&](int64_t t) -> T* {
+    return cached ? a.states + t * NH : ping.get() + (t & 1) * NH;
+  };
+  auto cell = [&](int64_t t) -> T* {
+    return cached ? a.cells + t * NH : ping.get() + (2 + (t & 1)) * NH;
+  };
+  std::memcpy(state(0), a.h0, sizeof(T) * static_cast<size_t>(NH));
+  if (lstm) std::memcpy(cell(0), a.c0, sizeof(T) * static_cast<size_t>(NH));
+  constexpr int64_t kUnit = 64 / int64_t(sizeof(T));  // units per thread: whole vectors
+  const int64_t chunk = std::max<int64_t>(1, std::min(N, kDotChunk));
+  const int64_t blocks = (H + kUnit - 1) / kUnit, work = N * GH * (D + H);
+  const int nth = static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>({int64_t(nt), blocks, work / kDotWorkPerThread})));
+  // Per thread: a chunk's pre-activations (xw; hu for the GRU's n) and a gate row.
+  const int64_t per = chunk * GH * (gru ? 2 : 1) + gw;
+  auto work_buf = scratch<T>(nth * per);
+  in_threads(nth, [&](int id) {
+    const int64_t j0 = std::min(H, blocks * id / nth * kUnit);
+    const int64_t j1 = std::min(H, blocks * (id + 1) / nth * kUnit), nj = j1 - j0;
+    T* xw = work_buf.get() + id * per;
+    T* hu = gru ? xw + chunk * GH : xw;
+    T* gate_row = xw + chunk * GH * (gru ? 2 : 1);
+    for (int64_t t = 0; t < T_; ++t) {
+      if (t > 0 && nth > 1) {
+#pragma omp barrier
+      }
+      if (nj <= 0) continue;
+      const T* hp = state(t);
+      for (int64_t q0 = 0; q0 < N; q0 += chunk) {
+        const int64_t rows = std::min(chunk, N - q0);
+        const T* x = a.xs + (t * N + q0) * D;
+        for (int64_t g = 0; g < G; ++g) {
+          const int64_t o = g * H + j0;  // this gate's rows of W, U and columns of xw, hu
+          const T* b = a.b_ih ? a.b_ih + o : nullptr;
+          const NtSegment<T> xs{x, D, a.W + o * D, D, D}, hs{hp + q0 * H, H, a.U + o * H, H, H};
+          if (gru && g == 2) {  // n = tanh(W_n x + b_in + r (U_n h + b_hn)): two products
+            gemm_nt(&xs, 1, rows, nj, xw + o, GH, b, false);
+            gemm_nt(&hs, 1, rows, nj, hu + o, GH, static_cast<const T*>(nullptr), false);
+          } else {
+            const NtSegment<T> both[2] = {xs, hs};
+            gemm_nt(both, 2, rows, nj, xw + o, GH, b, false);
+          }
+        }
+        // The row pass indexes rows from the chunk's start: offset every per-row array.
+        RowsForward<T> r;
+        r.xw = xw;
+        r.hu = hu;
+        r.b_hh = b_hh;
+        r.hp = hp + q0 * H;
+        r.cp = lstm ? cell(t) + q0 * H : nullptr;
+        r.hn = state(t + 1) + q0 * H;
+        r.cn = lstm ? cell(t + 1) + q0 * H : nullptr;
+        r.gates = cached && gw ? a.gates + (t * N + q0) * gw : nullptr;
+        r.gate_scratch = gate_row;
+        r.out = a.out ? a.out + (t * N + q0) * H : nullptr;
+        r.lengths = a.lengths ? a.lengths + q0 : nullptr;
+        r.t = t;
+        r.n0 = 0;
+        r.n1 = rows;
+        r.j0 = j0;
+        r.j1 = j1;
+        r.fused = true;
+        forward_rows(s, r);
+      }
+    }
+  });
+  std::memcpy(a.h_last, state(T_), sizeof(T) * static_cast<size_t>(NH));
+  if (lstm && a.c_last) std::memcpy(a.c_last, cell(T_), sizeof(T) * static_cast<size_t>(NH));
+}
+
 template <typename T>
 void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
+  if (use_dot<T>(s)) return dot_forward(s, a, nt);
   const int64_t T_ = s.T, N = s.N, D = s.D, H = s.H, GH = gate_count(s.cell) * H;
   const int64_t NH = N * H, gw = gate_cache_width(s);
   const bool lstm = s.cell == Cell::lstm, cached = a.states != nullptr;

@@ -2,8 +2,10 @@
 // -march=native under RECFAST_NATIVE=1); the fallback when the CPU has no AVX2.
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "rnn_rows.hpp"
 
 #define RECFAST_ISA baseline
+#define RECFAST_VEC_BYTES 16
 #include "rnn_rows.inc"

@@ -22,7 +22,9 @@ struct RowsForward {          // step t, all (N, .) arrays offset to this step
   T* out = nullptr;           // (N, H) this step's outputs, or null
   const int64_t* lengths = nullptr;
   int64_t t = 0;
-  int64_t n0 = 0, n1 = 0;  // the batch rows [n0, n1) this call handles
+  int64_t n0 = 0, n1 = 0;   // the batch rows [n0, n1) this call handles
+  int64_t j0 = 0, j1 = -1;  // and its hidden units [j0, j1) (j1 < 0: all H)
+  bool fused = false;       // xw holds W x + U h (+ b_ih) but for the GRU's n: hu read for n only
 };
 
 template <typename T>
@@ -38,6 +40,17 @@ struct RowsBackward {
   const int64_t* lengths = nullptr;
   int64_t t = 0;
   int64_t n0 = 0, n1 = 0;
+};
+
+// One term of a dot-form product (gemm_nt.inc): A (rows, K) against B (cols, K), both with
+// unit stride along K.
+template <typename T>
+struct NtSegment {
+  const T* A = nullptr;
+  int64_t lda = 0;
+  const T* B = nullptr;
+  int64_t ldb = 0;
+  int64_t K = 0;
 };
 
 // Column panels of a packed weight matrix: two SIMD registers of AVX2 wide.
@@ -64,16 +77,20 @@ constexpr int64_t packed_size(int64_t n_out, int64_t K) {
   return (n_out + kPanel<T> - 1) / kPanel<T> * kPanel<T> * K;
 }
 
-#define RECFAST_DECLARE_RNN_ISA(ns)                                                             \
-  namespace ns {                                                                                \
-  void rnn_forward_rows(const RnnShape& s, const RowsForward<float>& a);                        \
-  void rnn_forward_rows(const RnnShape& s, const RowsForward<double>& a);                       \
-  void rnn_backward_rows(const RnnShape& s, const RowsBackward<float>& a);                      \
-  void rnn_backward_rows(const RnnShape& s, const RowsBackward<double>& a);                     \
-  void rnn_packed_gemm(const float* A, int64_t lda, const float* P, int64_t n_out, int64_t K,   \
-                       float* C, int64_t ldc, int64_t rows, bool accumulate);                   \
-  void rnn_packed_gemm(const double* A, int64_t lda, const double* P, int64_t n_out, int64_t K, \
-                       double* C, int64_t ldc, int64_t rows, bool accumulate);                  \
+#define RECFAST_DECLARE_RNN_ISA(ns)                                                               \
+  namespace ns {                                                                                  \
+  void rnn_forward_rows(const RnnShape& s, const RowsForward<float>& a);                          \
+  void rnn_forward_rows(const RnnShape& s, const RowsForward<double>& a);                         \
+  void rnn_backward_rows(const RnnShape& s, const RowsBackward<float>& a);                        \
+  void rnn_backward_rows(const RnnShape& s, const RowsBackward<double>& a);                       \
+  void rnn_packed_gemm(const float* A, int64_t lda, const float* P, int64_t n_out, int64_t K,     \
+                       float* C, int64_t ldc, int64_t rows, bool accumulate);                     \
+  void rnn_packed_gemm(const double* A, int64_t lda, const double* P, int64_t n_out, int64_t K,   \
+                       double* C, int64_t ldc, int64_t rows, bool accumulate);                    \
+  void rnn_gemm_nt(const NtSegment<float>* seg, int nseg, int64_t rows, int64_t cols, float* C,   \
+                   int64_t ldc, const float* bias, bool accumulate);                              \
+  void rnn_gemm_nt(const NtSegment<double>* seg, int nseg, int64_t rows, int64_t cols, double* C, \
+                   int64_t ldc, const double* bias, bool accumulate);                             \
   }
 RECFAST_DECLARE_RNN_ISA(baseline)
 #if defined(__x86_64__) && defined(__GNUC__)
