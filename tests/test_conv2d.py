@@ -440,10 +440,14 @@ _ALT_PATHS = """
 import numpy as np, recfast
 rng = np.random.default_rng(0)
 for dtype in (np.float32, np.float64):
-    for co, geom in ((1, {}), (7, dict(padding="same")), (9, dict(stride=2, padding=1)),
-                     (17, dict(dilation=2, padding="full")), (33, dict(padding="same"))):
-        x = rng.standard_normal((3, 9, 11, 2)).astype(dtype)
-        w = (rng.standard_normal((3, 3, 2, co)) / 4).astype(dtype)
+    # c = 2: k = 18, the small-window kernel; c = 8: k = 72, wide enough for the data gradient
+    # through the same kernel, with C_out past one 64-float tile (AVX-512) and a column tail.
+    for c, co, geom in ((2, 1, {}), (2, 7, dict(padding="same")), (2, 9, dict(stride=2, padding=1)),
+                        (2, 17, dict(dilation=2, padding="full")), (2, 33, dict(padding="same")),
+                        (8, 70, dict(padding="same")), (8, 64, dict(stride=2, padding=1)),
+                        (8, 1, {})):
+        x = rng.standard_normal((3, 9, 11, c)).astype(dtype)
+        w = (rng.standard_normal((3, 3, c, co)) / 4 / np.sqrt(c)).astype(dtype)
         b = rng.standard_normal(co).astype(dtype)
         y = recfast.conv2d(x, w, b, activation="tanh", backend="cpu", **geom)
         r = recfast.conv2d(x, w, b, activation="tanh", backend="reference", **geom)
@@ -461,11 +465,14 @@ print("ok")
 @pytest.mark.slow  # issue #11: outside the quick `-m 'not slow'` subset
 @pytest.mark.skipif("cpu" not in BACKENDS, reason="cpu backend not live")
 @pytest.mark.parametrize(
-    "env", [{"RECFAST_ISA": "baseline"}, {"RECFAST_CONV_ALGO": "gemm"}], ids=str
+    "env",
+    [{}, {"RECFAST_ISA": "avx2"}, {"RECFAST_ISA": "baseline"}, {"RECFAST_CONV_ALGO": "gemm"}],
+    ids=str,
 )
 def test_alternative_kernel_paths(env):
-    """The SSE2 copy of the register-blocked kernel (the one CPUs without AVX2 run) and the
-    im2col + BLAS forward for small windows: chosen once per process, so in a subprocess."""
+    """Each copy of the register-blocked kernel (AVX-512, AVX2, SSE2: picked by the CPU, lowered
+    with RECFAST_ISA) and the im2col + BLAS forward for small windows: chosen once per process,
+    so in a subprocess."""
     import os
     import subprocess
     import sys

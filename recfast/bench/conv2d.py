@@ -26,13 +26,13 @@ SHAPES = [
 QUICK_SHAPES = [(1, 28, 28, 1, 32, 3), (8, 14, 14, 8, 16, 3)]
 # The default run: every shape but the largest (its backward alone is ~0.2 s per repeat here).
 DEFAULT_SHAPES = [s for s in SHAPES if s != (32, 64, 64, 16, 64, 5)]
-# Issue #3's targets (recfast / torch time): backward <= 1.5x; forward <= 0.5x at N = 1 and
-# <= 1.25x at N >= 32.
-BWD_TARGET = 1.5
+# Targets (recfast / torch time): issue #3 asked forward <= 0.5x at N = 1; issue #15 asks
+# forward and backward <= 1.0x on every shape.
+BWD_TARGET = 1.0
 
 
 def fwd_target(n: int) -> float | None:
-    return 0.5 if n == 1 else 1.25 if n >= 32 else None
+    return 0.5 if n == 1 else 1.0
 
 
 def measure(fn, repeats: int) -> tuple[float, float, float]:
