@@ -34,6 +34,10 @@ def sgd_mf_epoch(
     global_mean: float,
     num_threads: int = 1,
 ) -> float: ...
+def sgd_mf_last_core_share() -> float:
+    """The least-served thread's share of its core in this thread's last block-scheduled
+    sgd_mf_epoch: about 1 on a quiet machine, 0.5 beside another process; 1 after one thread."""
+
 def mf_block_layout(
     rows: npt.NDArray[np.int32] | npt.NDArray[np.int64],
     cols: npt.NDArray[np.int32] | npt.NDArray[np.int64],

@@ -35,6 +35,38 @@ _MF_NAMES = ("rows", "cols", "values", "user_factors", "item_factors", "user_bia
              "user_accum", "item_accum", "order", "block_ptr")  # fmt: skip
 
 
+class _ThreadGovernor:
+    """Thread count of the next block-scheduled epoch, from how well the last one was served.
+
+    With another process on one of the cores, the thread that shares it runs at half speed and
+    the blocks that depend on its own wait for it: on 2 cores an ml-100k fit took 1.6x as long on
+    2 threads as on 1. The kernel reports the least share of a core that any of its threads got
+    while it had work (``sgd_mf_last_core_share``); below ``SHARE`` the next epochs run on one
+    thread, and after ``PROBE`` of them (doubling while the load lasts, up to ``PROBE_MAX``) one
+    epoch tries every thread again. A quiet machine keeps every thread and pays nothing: the
+    schedule gives the same result on any thread count, so switching changes no number.
+    """
+
+    SHARE, PROBE, PROBE_MAX = 0.8, 4, 32
+    __slots__ = ("most", "threads", "_wait", "_period", "_share")
+
+    def __init__(self, most: int, share: Any) -> None:
+        self.most, self.threads, self._wait, self._period = most, most, 0, self.PROBE
+        self._share = share
+
+    def observe(self) -> None:
+        if self.threads == self.most:
+            if self._share() < self.SHARE:
+                self.threads, self._wait = 1, self._period
+                self._period = min(2 * self._period, self.PROBE_MAX)
+            else:
+                self._period = self.PROBE
+        else:
+            self._wait -= 1
+            if self._wait <= 0:
+                self.threads = self.most  # probe
+
+
 class SgdMfEpoch:
     """A validated SGD pass over one rating list, ready to run again and again.
 
@@ -44,7 +76,7 @@ class SgdMfEpoch:
     use this instead of calling a backend's kernel themselves.
     """
 
-    __slots__ = ("args", "backend", "kernel", "kind", "_empty")
+    __slots__ = ("args", "backend", "kernel", "kind", "_empty", "_governor")
 
     def __init__(self, args: SgdMfArgs, backend: str, kernel: Any, kind: ArrayKind) -> None:
         self.args, self.backend, self.kernel, self.kind = args, backend, kernel, kind
@@ -52,6 +84,13 @@ class SgdMfEpoch:
         # Nothing for a kernel to update: no ratings, or k = 0 without biases (the loss is then
         # that of the global mean alone, computed here).
         self._empty = n == 0 or (args.user_factors.shape[1] == 0 and args.user_bias is None)
+        # The cpu kernel's block schedule gives the same result on any thread count, so the
+        # count may follow the machine's load from one epoch to the next.
+        self._governor = None
+        if backend == "cpu" and args.block_ptr is not None and args.num_threads > 1:
+            from recfast._backends.cpu._native import cpu
+
+            self._governor = _ThreadGovernor(args.num_threads, cpu.sgd_mf_last_core_share)
 
     def __call__(self, learning_rate: float | None = None, *, where: str = "") -> float:
         a = self.args
@@ -63,7 +102,11 @@ class SgdMfEpoch:
             v = a.values if a.order is None else xp.take(a.values, a.order)
             e = xp.astype(v, xp.float64) - a.global_mean if xp is not np else v - a.global_mean
             return float(xp.sum(e * e)) if v.shape[0] else 0.0
-        sse = self.kernel(a)
+        if self._governor is None:
+            sse = self.kernel(a)
+        else:
+            sse = self.kernel(a._replace(num_threads=self._governor.threads))
+            self._governor.observe()
         raise_if_diverged(
             sse, a.user_factors, a.item_factors, a.user_bias, a.item_bias, xp=self.kind.xp,
             where=where,

@@ -118,3 +118,25 @@ def test_a_quick_suite_end_to_end(tmp_path, capsys):
     assert text.index("recfast.bench: dense") < text.index("dense fwd+bwd [")
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows and all(r["suite"] == "dense" and r["threads"] == 1 for r in rows)
+
+
+@pytest.mark.slow
+def test_mf_busy_runs_beside_a_spinner_and_stops_it(capsys):
+    """`mf --busy`: 1- and n-thread rows with a spin loop on one core, which ends with the run."""
+    from recfast.bench import mf as bench_mf
+
+    procs = []
+    enter = bench_mf._Spinner.__enter__
+
+    def spy(self):
+        procs.append(enter(self).proc)
+        return self
+
+    bench_mf._Spinner.__enter__ = spy
+    try:
+        assert main(["mf", "--busy", "--quick", "--repeats", "1", "--threads", "2"]) == 0
+    finally:
+        bench_mf._Spinner.__enter__ = enter
+    text = capsys.readouterr().out
+    assert "one core busy" in text and "sgd_mf_epoch, caller's order" in text
+    assert procs and all(p.poll() is not None for p in procs)  # the spinner is gone

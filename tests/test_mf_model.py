@@ -67,6 +67,56 @@ def test_fit_deterministic_across_thread_counts(data, backend):
     np.testing.assert_array_equal(fits[0].item_factors_, fits[1].item_factors_)
 
 
+def test_thread_governor_follows_the_core_share():
+    """One thread after an epoch whose threads got < SHARE of their cores; every thread again
+    after PROBE epochs, the wait doubling while the load lasts and reset once it is gone."""
+    from recfast.mf import _ThreadGovernor as G
+
+    shares = iter([1.0, 0.5, 0.5] + [1.0] * 20)  # read after full-width epochs only
+    g = G(4, lambda: next(shares))
+    seen = []
+    for _ in range(24):
+        seen.append(g.threads)
+        g.observe()
+    p = G.PROBE
+    # quiet, loaded (-> 1 thread for p epochs), a probe still loaded (-> 2 p epochs), then quiet
+    assert seen[:2] == [4, 4]
+    assert seen[2 : 2 + p] == [1] * p and seen[2 + p] == 4
+    assert seen[3 + p : 3 + 3 * p] == [1] * (2 * p) and seen[3 + 3 * p] == 4
+    assert set(seen[3 + 3 * p :]) == {4}
+
+
+@pytest.mark.skipif("cpu" not in FAST, reason="recfast._cpu not built")
+def test_fit_unchanged_when_the_thread_count_follows_the_load(data, monkeypatch):
+    """The governor may switch thread counts between epochs (here: after every full-width epoch,
+    as under load); the block schedule makes the model the same as on one thread."""
+    from recfast import mf as mf_mod
+    from recfast._backends.cpu._native import cpu
+
+    r, _, _ = data
+    counts = []
+    observe = mf_mod._ThreadGovernor.observe
+
+    def spy(self):
+        counts.append(self.threads)
+        assert 0.0 <= cpu.sgd_mf_last_core_share() <= 1.0
+        observe(self)
+
+    monkeypatch.setattr(mf_mod._ThreadGovernor, "SHARE", 2.0)  # every epoch looks loaded
+    monkeypatch.setattr(mf_mod._ThreadGovernor, "observe", spy)
+    kw = dict(factors=16, epochs=12, random_state=7, backend="cpu")
+    switched = recfast.MatrixFactorization(num_threads=2, **kw).fit(r)
+    assert 1 in counts and 2 in counts, counts
+    monkeypatch.undo()
+    one = recfast.MatrixFactorization(num_threads=1, **kw).fit(r)
+    np.testing.assert_array_equal(switched.user_factors_, one.user_factors_)
+    np.testing.assert_array_equal(switched.item_factors_, one.item_factors_)
+    recfast.sgd_mf_epoch(r.rows, r.cols, r.values, one.user_factors_.copy(),
+                         one.item_factors_.copy(), learning_rate=0.01, regularization=0.0,
+                         num_threads=1, backend="cpu")  # fmt: skip
+    assert cpu.sgd_mf_last_core_share() == 1.0
+
+
 def test_input_forms_give_the_same_model(data):
     r, _, _ = data
     coo = r.to_coo()

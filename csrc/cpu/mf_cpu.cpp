@@ -1,5 +1,6 @@
 // SGD-MF entry points: pick the instruction-set copy once, and the block layout.
 #include <algorithm>
+#include <ctime>
 #include <vector>
 
 #include "recfast/isa.hpp"
@@ -112,16 +113,36 @@ int64_t block_layout(const LayoutArgs<T, I>& a) {
 }
 }  // namespace
 
+namespace {
+thread_local double t_core_share = 1.0;
+}
+
+double sgd_mf_last_core_share() { return t_core_share; }
+void note_sgd_mf_core_share(double share) { t_core_share = share; }
+
+double thread_cpu_seconds() {
+#ifdef CLOCK_THREAD_CPUTIME_ID
+  timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+    return double(ts.tv_sec) + 1e-9 * ts.tv_nsec;
+#endif
+  return 0.0;
+}
+
 double sgd_mf_epoch(const SgdMfArgs<float, int32_t>& a, const SgdMfParams& p) {
+  note_sgd_mf_core_share(1.0);
   return dispatch(a, p);
 }
 double sgd_mf_epoch(const SgdMfArgs<float, int64_t>& a, const SgdMfParams& p) {
+  note_sgd_mf_core_share(1.0);
   return dispatch(a, p);
 }
 double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p) {
+  note_sgd_mf_core_share(1.0);
   return dispatch(a, p);
 }
 double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p) {
+  note_sgd_mf_core_share(1.0);
   return dispatch(a, p);
 }
 

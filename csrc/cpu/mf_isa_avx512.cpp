@@ -1,11 +1,16 @@
 // SGD-MF kernels compiled for avx512; mf_cpu.cpp picks a copy at run time, so the module
 // still loads and runs on a CPU without it.
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <vector>
 
 #include "recfast/mf.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define RECFAST_ISA avx512

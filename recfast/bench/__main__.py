@@ -89,6 +89,13 @@ def _common(p: argparse.ArgumentParser, suite: str) -> None:
             help="MF: skip Surprise and libmf even when installed (they run by default)",
         )
         p.add_argument("--peers", dest="peers", action="store_true", help=argparse.SUPPRESS)
+    if suite == "mf":
+        p.add_argument(
+            "--busy",
+            action="store_true",
+            help="MF under load: a spin loop pinned to one core runs beside 1- and n-thread fits "
+            "and epochs (target: n threads no slower than 1)",
+        )
 
 
 class _Defaults(argparse.ArgumentDefaultsHelpFormatter):

@@ -69,6 +69,8 @@ EPOCH_TARGET, FIT_TARGET, ML100K_SECONDS = 4.0, 6.0, 0.2
 
 
 def run(args: Any) -> int:
+    if getattr(args, "busy", False):
+        return run_busy(args)
     size = {"quick": QUICK, "default": DEFAULT, "full": FULL}[getattr(args, "size", "full")]
     nt, reps = args.threads, args.repeats
     check_correctness()
@@ -215,3 +217,93 @@ def _peer_rows(data, nt: int, rep: Report, base: float, ours: float | None) -> N
             missing_peer(res.name, f'{pip} (or pip install "recfast[bench]")')
         else:
             say(f"peer {res.name}: not measured ({res.reason})")
+
+
+BUSY_COLUMNS = [
+    Column("case", "case", 44, left=True),
+    Column("threads", "thr", 4),
+    Column("seconds", "ms", 9, lambda v: f"{v * 1e3:.1f}"),
+    Column("spread", "spread", 7, pct),
+    Column("ratio", "x 1 thr", 8, x2),
+]
+
+
+class _Spinner:
+    """A busy loop in another process, pinned to one core (the last usable one): the load of
+    a shared machine, where another job holds a core."""
+
+    def __enter__(self):
+        import os
+        import subprocess
+        import sys
+
+        core = max(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+        code = (
+            "import os\n"
+            f"if hasattr(os, 'sched_setaffinity'): os.sched_setaffinity(0, {{{core}}})\n"
+            "while True: pass\n"
+        )
+        self.proc = subprocess.Popen([sys.executable, "-c", code])
+        self.core = core
+        time.sleep(0.3)  # let it start spinning
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def run_busy(args: Any) -> int:
+    """1- vs n-thread SGD-MF with one core busy: fits (ml-100k u1 with --data, and synthetic
+    ratings) and sgd_mf_epoch in the caller's order. x 1 thr = n-thread time / 1-thread time
+    (target <= 1: more threads must not be slower)."""
+    size = {"quick": QUICK, "default": DEFAULT, "full": FULL}[getattr(args, "size", "full")]
+    nt, reps = args.threads, args.repeats
+    rep = Report(args, "mf-busy", BUSY_COLUMNS, {**size, "k": K, "threads": nt, "busy": True})
+    data = synthetic_ratings(size["n_users"], size["n_items"], size["nnz"], seed=0)
+    cases = []
+    if args.data:
+        from recfast.datasets import load_movielens
+
+        path = Path(args.data)
+        full = load_movielens(path / "u.data")
+        train = load_movielens(path / "u1.base", id_maps=(full.user_ids, full.item_ids))
+        cases.append(("ml-100k u1 fit, k=64, 30 epochs", train, 30))
+    cases.append((f"synthetic {len(data.values):,} fit, k={K}, 10 epochs", data, 10))
+    r, c, v = data.as_tuple()
+    mu = float(v.mean())
+    with _Spinner() as spin:
+        rep.title(
+            f"SGD-MF with one core busy (a spin loop pinned to core {spin.core}); median of "
+            f"{reps}; x 1 thr = time / the 1-thread time (<= 1: the extra threads help)"
+        )
+        for name, train, epochs in cases:
+            one = None
+            for threads in sorted({1, nt}):
+
+                def fit(train=train, threads=threads, epochs=epochs):
+                    recfast.MatrixFactorization(
+                        factors=K, epochs=epochs, num_threads=threads, random_state=0
+                    ).fit(train)
+
+                t, s = rep.stable(lambda fit=fit: measure(fit, reps), name)
+                one = t if threads == 1 else one
+                rep.add(case=name, threads=threads, seconds=t, spread=s,
+                        ratio=t / one if threads != 1 else None, peer="1 thread",
+                        target=1.0 if threads != 1 else None)  # fmt: skip
+        one = None
+        for threads in sorted({1, nt}):
+            U, V, ub, ib = _state(data.n_users, data.n_items)
+            kw = dict(user_bias=ub, item_bias=ib, global_mean=mu, learning_rate=LR,
+                      regularization=REG, num_threads=threads)  # fmt: skip
+
+            def epoch(U=U, V=V, kw=kw):
+                recfast.sgd_mf_epoch(r, c, v, U, V, **kw)
+
+            t, s = rep.stable(lambda: measure(epoch, reps), "epoch")
+            one = t if threads == 1 else one
+            rep.add(case="sgd_mf_epoch, caller's order", threads=threads, seconds=t, spread=s,
+                    ratio=t / one if threads != 1 else None, peer="1 thread",
+                    target=1.0 if threads != 1 else None)  # fmt: skip
+    rep.finish()
+    return 0

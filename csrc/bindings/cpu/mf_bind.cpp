@@ -161,6 +161,9 @@ void bind_sgd_mf(py::module_& m) {
       py::arg("block_ptr").noconvert() = py::none(), py::arg("n_blocks") = 0,
       py::arg("learning_rate"), py::arg("regularization"), py::arg("bias_regularization"),
       py::arg("global_mean"), py::arg("num_threads") = 1);
+  m.def("sgd_mf_last_core_share", &sgd_mf_last_core_share,
+        "Share of its core the least-served thread got in this thread's last block-scheduled "
+        "sgd_mf_epoch (about 1 when quiet, 0.5 beside another process; 1 after one thread).");
   m.def(
       "mf_block_layout",
       [](const py::array& rows, const py::array& cols, const py::array& values, int64_t n_users,

@@ -126,6 +126,15 @@ RECFAST_HD RECFAST_INLINE T sgd_mf_update(T* __restrict p, T* __restrict q, int6
 // Without block_ptr: ratings in `order` (or storage order), Hogwild across threads (each thread a
 // contiguous slice). With block_ptr: FPSGD strata, deterministic for any thread count.
 #ifndef __CUDACC_RTC__  // host entry points: not for NVRTC
+// The share of its core that the least-served thread of the calling thread's last
+// block-scheduled epoch got while it had work (its CPU time over its wall time outside waits):
+// ~1 on a quiet machine, ~0.5 for a thread that shared its core with another process. 1 after
+// a single-threaded epoch. Per calling thread, so concurrent callers do not mix.
+double sgd_mf_last_core_share();
+void note_sgd_mf_core_share(double share);
+// Seconds of CPU time the calling thread has used (0 where the clock is missing).
+double thread_cpu_seconds();
+
 double sgd_mf_epoch(const SgdMfArgs<float, int32_t>& a, const SgdMfParams& p);
 double sgd_mf_epoch(const SgdMfArgs<float, int64_t>& a, const SgdMfParams& p);
 double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p);
