@@ -123,8 +123,9 @@ RECFAST_HD RECFAST_INLINE T sgd_mf_update(T* __restrict p, T* __restrict q, int6
 }
 
 // One epoch over the ratings; returns the sum of squared errors (each taken before its update).
-// Without block_ptr: ratings in `order` (or storage order), Hogwild across threads (each thread a
-// contiguous slice). With block_ptr: FPSGD strata, deterministic for any thread count.
+// Without block_ptr: ratings in `order` (or storage order), Hogwild across threads (spans of the
+// order handed to the threads as they come for them). With block_ptr: FPSGD strata,
+// deterministic for any thread count.
 #ifndef __CUDACC_RTC__  // host entry points: not for NVRTC
 // The share of its core that the least-served thread of the calling thread's last
 // block-scheduled epoch got while it had work (its CPU time over its wall time outside waits):
