@@ -13,7 +13,7 @@ from recfast.bench.timing import measure
 from recfast.testing import live_backends
 
 SHAPE = dict(n=256, d=1682, h=500)
-TARGET = 1.1  # issue #4: one AutoRec step <= 1.1x PyTorch autograd
+TARGET = 0.8  # issue #15 (issue #4 asked <= 1.1x): one AutoRec step <= 0.8x PyTorch autograd
 
 
 def _autorec_numpy(x, W1, b1, W2, b2):
