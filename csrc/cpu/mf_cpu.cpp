@@ -25,6 +25,7 @@ namespace {
 
 template <typename T, typename I>
 double dispatch(const SgdMfArgs<T, I>& a, const SgdMfParams& p) {
+  note_sgd_mf_core_share(1.0);  // until a block-scheduled epoch measures it
   // k == 0 still trains the biases (a biases-only model).
   if ((a.order ? a.n_order : a.nnz) == 0) return 0.0;
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -130,19 +131,15 @@ double thread_cpu_seconds() {
 }
 
 double sgd_mf_epoch(const SgdMfArgs<float, int32_t>& a, const SgdMfParams& p) {
-  note_sgd_mf_core_share(1.0);
   return dispatch(a, p);
 }
 double sgd_mf_epoch(const SgdMfArgs<float, int64_t>& a, const SgdMfParams& p) {
-  note_sgd_mf_core_share(1.0);
   return dispatch(a, p);
 }
 double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p) {
-  note_sgd_mf_core_share(1.0);
   return dispatch(a, p);
 }
 double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p) {
-  note_sgd_mf_core_share(1.0);
   return dispatch(a, p);
 }
 

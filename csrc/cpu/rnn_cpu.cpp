@@ -120,6 +120,39 @@ bool use_packed(const RnnShape& s) {
   return s.N <= kPackedMaxRows && s.T >= 2;  // one step: packing would cost what it saves
 }
 
+// What both forward paths set up: the GRU's recurrent bias (read unconditionally: a branch in the
+// loop blocks vectorizing, so a missing one is zeros) and h, c per step: the cache, or two
+// buffers in turn. h_0 and c_0 are copied in first, so an output may share memory with h0 or c0
+// while other threads still read them.
+template <typename T>
+struct ForwardStates {
+  const RnnShape& s;
+  const RnnForwardArgs<T>& a;
+  const int64_t NH;
+  const bool cached;
+  std::unique_ptr<T[]> zero_bias, ping;
+  const T* b_hh;
+
+  ForwardStates(const RnnShape& s_, const RnnForwardArgs<T>& a_)
+      : s(s_), a(a_), NH(s_.N * s_.H), cached(a_.states != nullptr) {
+    const int64_t n_zero = s.cell == Cell::gru && !a.b_hh ? gate_count(s.cell) * s.H : 0;
+    zero_bias = scratch<T>(n_zero);
+    std::fill(zero_bias.get(), zero_bias.get() + n_zero, T(0));
+    b_hh = a.b_hh ? a.b_hh : zero_bias.get();
+    ping = scratch<T>(cached ? 0 : 4 * NH);
+    std::memcpy(state(0), a.h0, sizeof(T) * static_cast<size_t>(NH));
+    if (s.cell == Cell::lstm) std::memcpy(cell(0), a.c0, sizeof(T) * static_cast<size_t>(NH));
+  }
+  T* state(int64_t t) const { return cached ? a.states + t * NH : ping.get() + (t & 1) * NH; }
+  T* cell(int64_t t) const { return cached ? a.cells + t * NH : ping.get() + (2 + (t & 1)) * NH; }
+  // h_T (and c_T) to the caller's outputs.
+  void finish() const {
+    std::memcpy(a.h_last, state(s.T), sizeof(T) * static_cast<size_t>(NH));
+    if (s.cell == Cell::lstm && a.c_last)
+      std::memcpy(a.c_last, cell(s.T), sizeof(T) * static_cast<size_t>(NH));
+  }
+};
+
 // The forward pass on the dot-form kernel (gemm_nt.inc), over the weights as given: nothing is
 // packed (BLAS packs W and U on every call, half of a small step) and one pass sums W x_t and
 // U h_{t-1} in registers. The threads split the hidden units, every gate of a unit on the same
@@ -144,23 +177,11 @@ bool use_dot(const RnnShape& s) {
 template <typename T>
 void dot_forward(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
   const int64_t T_ = s.T, N = s.N, D = s.D, H = s.H, G = gate_count(s.cell), GH = G * H;
-  const int64_t NH = N * H, gw = gate_cache_width(s);
+  const int64_t gw = gate_cache_width(s);
   const bool lstm = s.cell == Cell::lstm, gru = s.cell == Cell::gru, cached = a.states != nullptr;
-  const int64_t n_zero = gru && !a.b_hh ? GH : 0;
-  auto zero_bias = scratch<T>(n_zero);
-  std::fill(zero_bias.get(), zero_bias.get() + n_zero, T(0));
-  const T* b_hh = a.b_hh ? a.b_hh : zero_bias.get();
-  // h and c: the cache, or two buffers in turn. h_0 is copied first, so an output may share
-  // memory with h0 or c0 although other threads still read them.
-  auto ping = scratch<T>(cached ? 0 : 4 * NH);
-  auto state = [&](int64_t t) -> T* {
-    return cached ? a.states + t * NH : ping.get() + (t & 1) * NH;
-  };
-  auto cell = [&](int64_t t) -> T* {
-    return cached ? a.cells + t * NH : ping.get() + (2 + (t & 1)) * NH;
-  };
-  std::memcpy(state(0), a.h0, sizeof(T) * static_cast<size_t>(NH));
-  if (lstm) std::memcpy(cell(0), a.c0, sizeof(T) * static_cast<size_t>(NH));
+  const ForwardStates<T> st(s, a);
+  auto state = [&](int64_t t) { return st.state(t); };
+  auto cell = [&](int64_t t) { return st.cell(t); };
   constexpr int64_t kUnit = 64 / int64_t(sizeof(T));  // units per thread: whole vectors
   const int64_t chunk = std::max<int64_t>(1, std::min(N, kDotChunk));
   const int64_t blocks = (H + kUnit - 1) / kUnit, work = N * GH * (D + H);
@@ -200,7 +221,7 @@ void dot_forward(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
         RowsForward<T> r;
         r.xw = xw;
         r.hu = hu;
-        r.b_hh = b_hh;
+        r.b_hh = st.b_hh;
         r.hp = hp + q0 * H;
         r.cp = lstm ? cell(t) + q0 * H : nullptr;
         r.hn = state(t + 1) + q0 * H;
@@ -219,8 +240,7 @@ void dot_forward(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
       }
     }
   });
-  std::memcpy(a.h_last, state(T_), sizeof(T) * static_cast<size_t>(NH));
-  if (lstm && a.c_last) std::memcpy(a.c_last, cell(T_), sizeof(T) * static_cast<size_t>(NH));
+  st.finish();
 }
 
 template <typename T>
@@ -234,21 +254,9 @@ void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
   // Nothing may throw inside the parallel region: check what a 32-bit BLAS could refuse first.
   RECFAST_CHECK(std::max({GH, D, H}) < INT32_MAX, "layer too large for 32-bit BLAS sizes");
 
-  // The GRU's recurrent bias is read unconditionally (a branch in the loop blocks vectorizing).
-  const int64_t n_zero = s.cell == Cell::gru && !a.b_hh ? GH : 0;
-  auto zero_bias = scratch<T>(n_zero);
-  std::fill(zero_bias.get(), zero_bias.get() + n_zero, T(0));
-  const T* b_hh = a.b_hh ? a.b_hh : zero_bias.get();
-  // Without a cache, h and c ping-pong between two buffers.
-  auto ping = scratch<T>(cached ? 0 : 4 * NH);
-  auto state = [&](int64_t t) -> T* {
-    return cached ? a.states + t * NH : ping.get() + (t & 1) * NH;
-  };
-  auto cell = [&](int64_t t) -> T* {
-    return cached ? a.cells + t * NH : ping.get() + (2 + (t & 1)) * NH;
-  };
-  std::memcpy(state(0), a.h0, sizeof(T) * static_cast<size_t>(NH));
-  if (lstm) std::memcpy(cell(0), a.c0, sizeof(T) * static_cast<size_t>(NH));
+  const ForwardStates<T> st(s, a);
+  auto state = [&](int64_t t) { return st.state(t); };
+  auto cell = [&](int64_t t) { return st.cell(t); };
   auto hu = scratch<T>(N * GH);
   // xw: W x_t + b_ih of this step's rows (packed) or of every step at once (BLAS).
   auto xw = scratch<T>(N * GH);
@@ -256,7 +264,7 @@ void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
     RowsForward<T> r;
     r.xw = xw.get();
     r.hu = hu.get();
-    r.b_hh = b_hh;
+    r.b_hh = st.b_hh;
     r.hp = state(t);
     r.cp = lstm ? cell(t) : nullptr;
     r.hn = state(t + 1);
@@ -302,8 +310,7 @@ void forward_impl(const RnnShape& s, const RnnForwardArgs<T>& a, int nt) {
     }
   };
   in_threads(nth, rows_of);
-  std::memcpy(a.h_last, state(T_), sizeof(T) * static_cast<size_t>(NH));
-  if (lstm && a.c_last) std::memcpy(a.c_last, cell(T_), sizeof(T) * static_cast<size_t>(NH));
+  st.finish();
 }
 
 // out[c0..c1) = column sums of a (rows, cols) matrix over those columns.

@@ -277,33 +277,36 @@ def run_busy(args: Any) -> int:
             f"SGD-MF with one core busy (a spin loop pinned to core {spin.core}); median of "
             f"{reps}; x 1 thr = time / the 1-thread time (<= 1: the extra threads help)"
         )
-        for name, train, epochs in cases:
+
+        def rows(case, make_call):
+            """Times make_call(threads)() on 1 and nt threads; the nt row's ratio is to 1 thread."""
             one = None
             for threads in sorted({1, nt}):
-
-                def fit(train=train, threads=threads, epochs=epochs):
-                    recfast.MatrixFactorization(
-                        factors=K, epochs=epochs, num_threads=threads, random_state=0
-                    ).fit(train)
-
-                t, s = rep.stable(lambda fit=fit: measure(fit, reps), name)
+                call = make_call(threads)
+                t, s = rep.stable(lambda call=call: measure(call, reps), case)
                 one = t if threads == 1 else one
-                rep.add(case=name, threads=threads, seconds=t, spread=s,
+                rep.add(case=case, threads=threads, seconds=t, spread=s,
                         ratio=t / one if threads != 1 else None, peer="1 thread",
                         target=1.0 if threads != 1 else None)  # fmt: skip
-        one = None
-        for threads in sorted({1, nt}):
+
+        def fit_call(train, epochs):
+            def make(threads):
+                model = recfast.MatrixFactorization(
+                    factors=K, epochs=epochs, num_threads=threads, random_state=0
+                )
+                return lambda: model.fit(train)
+
+            return make
+
+        for name, train, epochs in cases:
+            rows(name, fit_call(train, epochs))
+
+        def epoch_call(threads):
             U, V, ub, ib = _state(data.n_users, data.n_items)
             kw = dict(user_bias=ub, item_bias=ib, global_mean=mu, learning_rate=LR,
                       regularization=REG, num_threads=threads)  # fmt: skip
+            return lambda: recfast.sgd_mf_epoch(r, c, v, U, V, **kw)
 
-            def epoch(U=U, V=V, kw=kw):
-                recfast.sgd_mf_epoch(r, c, v, U, V, **kw)
-
-            t, s = rep.stable(lambda: measure(epoch, reps), "epoch")
-            one = t if threads == 1 else one
-            rep.add(case="sgd_mf_epoch, caller's order", threads=threads, seconds=t, spread=s,
-                    ratio=t / one if threads != 1 else None, peer="1 thread",
-                    target=1.0 if threads != 1 else None)  # fmt: skip
+        rows("sgd_mf_epoch, caller's order", epoch_call)
     rep.finish()
     return 0
