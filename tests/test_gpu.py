@@ -434,3 +434,64 @@ def test_every_op_case_on_the_device(backend, kind, case, dtype):
             np.testing.assert_allclose(back(g), w, rtol=tol, atol=tol, err_msg=key)
         else:
             assert g == pytest.approx(w, rel=tol), key
+
+
+# --- MatrixFactorization on device arrays (recfast/models/_mf_device.py) -----------------------
+@gpu
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("solver", ["adagrad", "sgd"])
+def test_matrix_factorization_fit_on_the_device_equals_its_host_run(backend, kind, solver):
+    """Ratings that share no user and no item: the device's Hogwild epochs equal the same code
+    path run on the host (same initial draws, the same device-computed shuffle)."""
+    from recfast._kinds import NUMPY
+    from recfast.models import _mf_device
+
+    _backend_or_skip(backend)
+    to, back = _to_device(kind)
+    n, rng = 3000, np.random.default_rng(4)
+    r, c = rng.permutation(n), rng.permutation(n)
+    v = rng.integers(1, 6, n).astype(np.float64)
+    kw = dict(factors=64, epochs=3, solver=solver, random_state=5, dtype=np.float64)
+    m = recfast.MatrixFactorization(backend=backend, **kw).fit((to(r), to(c), to(v)))
+    want, hist = _mf_device.fit(recfast.MatrixFactorization(backend="cpu", num_threads=1, **kw),
+                                (r, c, v), NUMPY, None, None)  # fmt: skip
+    assert m.array_kind_ == ("cupy" if kind == "cupy" else "torch-cuda")
+    U = m.user_factors_
+    assert type(U).__module__.split(".")[0] == kind
+    np.testing.assert_allclose(back(U), want.U, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(back(m.item_factors_), want.V, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(back(m.user_bias_), want.ub, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(m.history_["loss"], hist["loss"], rtol=1e-9)
+
+
+@gpu
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_matrix_factorization_on_the_device_fits_predicts_and_scores(backend, kind):
+    _backend_or_skip(backend)
+    to, back = _to_device(kind)
+    rng = np.random.default_rng(0)
+    nu, ni, k, nnz = 500, 300, 6, 40000
+    P, Q = rng.standard_normal((nu, k)), rng.standard_normal((ni, k))
+    r, c = rng.integers(0, nu, nnz), rng.integers(0, ni, nnz)
+    v = np.clip((P[r] * Q[c]).sum(1) / 3 + 3, 1, 5).astype(np.float32)
+    tr = np.arange(nnz) % 5 != 0
+    val = (r[~tr], c[~tr], v[~tr])
+    host = recfast.MatrixFactorization(factors=16, epochs=20, random_state=0)
+    host.fit((r[tr], c[tr], v[tr]), validation=val)
+    m = recfast.MatrixFactorization(factors=16, epochs=20, random_state=0, backend=backend)
+    m.fit(tuple(to(a) for a in (r[tr], c[tr], v[tr])), validation=tuple(to(a) for a in val))
+    assert abs(m.history_["val_rmse"][-1] - host.history_["val_rmse"][-1]) < 0.01
+    pred = m.predict(to(r[:50]), to(c[:50]))
+    assert type(pred).__module__.split(".")[0] == kind
+    U, V = back(m.user_factors_), back(m.item_factors_)
+    ub, ib = back(m.user_bias_), back(m.item_bias_)
+    want = np.clip(m.global_mean_ + ub[r[:50]] + ib[c[:50]] + (U[r[:50]] * V[c[:50]]).sum(1),
+                   *m.rating_range_)  # fmt: skip
+    np.testing.assert_allclose(back(pred), want, rtol=1e-5, atol=1e-5)
+    assert m.score(tuple(to(a) for a in val)) == pytest.approx(m.history_["val_rmse"][-1], 1e-5)
+    items, _ = m.recommend(to(np.arange(3)), n=5)
+    assert back(items).shape == (3, 5)
+    with pytest.raises(TypeError, match="same array kind"):
+        m.fit(tuple(to(a) for a in (r, c, v)), validation=val)

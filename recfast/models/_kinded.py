@@ -26,8 +26,18 @@ def host(value: Any) -> Any:
     return kind.unwrap_one(value)
 
 
+def host_copy(value: Any) -> Any:
+    """:func:`host`, and a NumPy copy of a device array (ids and ratings handed to a model that a
+    device fit left on the host)."""
+    if value is None or type(value) is np.ndarray:
+        return value
+    kind = kinds.of((value,))
+    return kind.unwrap_one(value) if kind.host else kind.to_numpy(value)
+
+
 class Kinded:
-    """Mixin: ``self._arrays`` holds the fitted arrays as NumPy, ``self._kind`` the fit's kind."""
+    """Mixin: ``self._arrays`` holds the fitted arrays as NumPy, ``self._kind`` the fit's kind
+    (and ``self._device`` its device, after a fit on device arrays)."""
 
     _kind: ArrayKind = NUMPY
 
@@ -36,6 +46,8 @@ class Kinded:
             return a
         if isinstance(a, dict):
             return {k: self._show(v) for k, v in a.items()}
+        if not self._kind.host:  # after a device fit: a copy on the fit's device
+            return self._kind.xp.asarray(a, device=self.__dict__.get("_device"))
         return self._kind.wrap(a)
 
     def _host(self, name: str) -> Any:
@@ -61,7 +73,8 @@ class Kinded:
 
     @property
     def array_kind_(self) -> str:
-        """The array kind of the fitted attributes: "numpy" or "torch"."""
+        """The array kind of the fitted attributes: "numpy", "torch", or after a device fit
+        "cupy" / "torch-cuda"."""
         return self._kind.name
 
 

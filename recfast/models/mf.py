@@ -24,7 +24,7 @@ from recfast._kinds import NUMPY
 from recfast._threads import resolve_num_threads
 from recfast.mf import DivergenceError, mf_block_layout, prepare_sgd_mf_epoch, recommend_topk
 from recfast.models import _io
-from recfast.models._kinded import Kinded, host, kinded
+from recfast.models._kinded import Kinded, host_copy, kinded
 
 FORMAT_VERSION = 1
 _SOLVERS = ("adagrad", "sgd")
@@ -47,7 +47,7 @@ def as_triplet(
         r, c, v = ratings.as_tuple()
         return r, c, v, tuple(ratings.shape)
     if isinstance(ratings, tuple) and len(ratings) == 3:
-        r, c, v = (host(x) for x in ratings)
+        r, c, v = (host_copy(x) for x in ratings)
         return np.asarray(r), np.asarray(c), np.asarray(v), None
     raise TypeError(
         f"{name} must be a scipy.sparse matrix, a recfast.datasets.Ratings or a (rows, cols, values) "
@@ -192,7 +192,7 @@ class MatrixFactorization(Kinded):
     # -- data -----------------------------------------------------------------------------
     def _triplet(self, ratings: Any, name: str, dtype: np.dtype, shape: tuple[int, int] | None):
         r, c, v, s = as_triplet(ratings, name)
-        r, c, v = (host(x) for x in (r, c, v))
+        r, c, v = (host_copy(x) for x in (r, c, v))
         v = np.asarray(v)
         if v.dtype.kind not in "fiu":
             raise TypeError(f"{name} values must be numbers, got dtype {v.dtype}")
@@ -226,7 +226,10 @@ class MatrixFactorization(Kinded):
         Parameters
         ----------
         ratings : scipy.sparse (n_users, n_items), recfast.datasets.Ratings, or
-            ``(rows, cols, values)``; every stored entry is a rating.
+            ``(rows, cols, values)``; every stored entry is a rating. A tuple of CuPy arrays or
+            PyTorch CUDA tensors trains on the device (Hogwild epochs over ratings shuffled on
+            the device once; validation must then be device arrays of the same kind), and the
+            fitted attributes come back as arrays on that device.
         validation : same forms, optional
             Ratings for the per-epoch validation RMSE in ``history_["val_rmse"]``.
         early_stopping : int, optional
@@ -259,9 +262,15 @@ class MatrixFactorization(Kinded):
         kind = _ratings_kind(ratings)
         if not kind.host:
             select("sgd_mf_epoch", self.backend, kind)  # says which GPU backend is missing
-            raise TypeError(
-                f"MatrixFactorization fits on the host; {kind.name} ratings need the GPU fit"
-            )
+            from recfast.models import _mf_device
+
+            st, history = _mf_device.fit(self, ratings, kind, validation, early_stopping)
+            dev = _mf_device._device_of(st.U)
+            self._commit(st.to_host(kind), kind)
+            self._device = dev
+            self.history_ = history
+            self.__dict__.pop("n_blocks_", None)
+            return self
         p = self._checked_params()
         dtype, k = p["dtype"], p["k"]
         rows, cols, values, shape = self._triplet(ratings, "ratings", dtype, None)
@@ -332,6 +341,13 @@ class MatrixFactorization(Kinded):
             bias_regularization=p["breg"], user_accum=ua, item_accum=ia, block_ptr=block_ptr,
             n_blocks=nb, num_threads=nt, backend=self.backend,
         )  # fmt: skip
+        self._run_epochs(epoch_fn, st, val, p, history, early_stopping, nnz, np)
+        return nb
+
+    def _run_epochs(self, epoch_fn, st, val, p, history, early_stopping, nnz, xp) -> None:
+        """The epochs of a fit (host or device): ``epoch_fn`` updates ``st``'s arrays in place;
+        per-epoch loss, RMSE and seconds go to ``history``; with ``early_stopping`` the best
+        epoch's arrays are put back at the end."""
         best: tuple[float, int, _State | None] = (np.inf, -1, None)
         lr = p["lr"]
         bar = None
@@ -350,11 +366,11 @@ class MatrixFactorization(Kinded):
                 history["loss"].append(float(sse))
                 history["train_rmse"].append(math.sqrt(sse / nnz))
                 if val is not None:
-                    rmse = _rmse(st, *val)
+                    rmse = _rmse(st, *val, xp=xp)
                     history["val_rmse"].append(rmse)
                     if early_stopping is not None:
                         if rmse < best[0]:
-                            best = (rmse, epoch, st.copy())
+                            best = (rmse, epoch, st.copy(xp))
                         elif epoch - best[1] >= early_stopping:
                             break
                 if bar is not None:
@@ -373,10 +389,10 @@ class MatrixFactorization(Kinded):
             if st.ub is not None:
                 st.ub[...], st.ib[...] = b.ub, b.ib
             history["best_epoch"] = best[1] + 1
-        return nb
 
     def _commit(self, st: _State, kind: Any) -> None:
         self._kind = kind
+        self.__dict__.pop("_device", None)
         self.user_factors_, self.item_factors_ = st.U, st.V
         self.user_bias_, self.item_bias_ = st.ub, st.ib
         self.global_mean_ = st.mu
@@ -409,8 +425,8 @@ class MatrixFactorization(Kinded):
         if unknown not in ("baseline", "raise"):
             raise ValueError(f"unknown must be 'baseline' or 'raise', got {unknown!r}")
         cap = (2**62, 2**62) if unknown == "baseline" else (st.U.shape[0], st.V.shape[0])
-        users = check.index_array("users", np.atleast_1d(host(users)), cap[0])
-        items = check.index_array("items", np.atleast_1d(host(items)), cap[1])
+        users = check.index_array("users", np.atleast_1d(host_copy(users)), cap[0])
+        items = check.index_array("items", np.atleast_1d(host_copy(items)), cap[1])
         if users.shape != items.shape:
             raise ValueError(
                 f"users and items must have the same length, got {len(users)} and {len(items)}"
@@ -443,7 +459,7 @@ class MatrixFactorization(Kinded):
 
         st = self._fitted()
         users = check._as_int64(
-            np, check.index_array("userids", np.atleast_1d(host(userids)), 2**31)
+            np, check.index_array("userids", np.atleast_1d(host_copy(userids)), 2**31)
         )
         if not sp.issparse(ratings):
             raise TypeError(f"ratings must be a scipy.sparse matrix, got {type(ratings).__name__}")
@@ -507,7 +523,7 @@ class MatrixFactorization(Kinded):
         if st.ub is not None:
             offset += st.ub
         items, scores = recommend_topk(
-            st.U, st.V, host(users), n, item_bias=st.ib, offset=offset, exclude=exclude
+            st.U, st.V, host_copy(users), n, item_bias=st.ib, offset=offset, exclude=exclude
         )
         return self._show(items), self._show(scores)
 
@@ -579,8 +595,16 @@ class _State:
         self.U, self.V, self.ub, self.ib, self.mu = U, V, ub, ib, mu
         self.rating_range = rating_range
 
-    def copy(self) -> _State:
-        c = [None if a is None else a.copy() for a in (self.U, self.V, self.ub, self.ib)]
+    def copy(self, xp: Any = np) -> _State:
+        def cp(a: Any) -> Any:
+            return a.copy() if xp is np else xp.asarray(a, copy=True)
+
+        c = [None if a is None else cp(a) for a in (self.U, self.V, self.ub, self.ib)]
+        return _State(*c, self.mu, self.rating_range)
+
+    def to_host(self, kind: Any) -> _State:
+        """The same state with NumPy arrays (copied from a device fit's arrays)."""
+        c = [None if a is None else kind.to_numpy(a) for a in (self.U, self.V, self.ub, self.ib)]
         return _State(*c, self.mu, self.rating_range)
 
 
@@ -593,11 +617,19 @@ def _predict_idx(st: _State, users: np.ndarray, items: np.ndarray, clip: bool) -
     return pred
 
 
-def _rmse(st: _State, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> float:
-    if len(values) == 0:
+def _rmse(st: _State, rows: Any, cols: Any, values: Any, xp: Any = np) -> float:
+    if values.shape[0] == 0:
         return float("nan")
-    err = _predict_idx(st, rows, cols, True).astype(np.float64) - values
-    return float(np.sqrt(np.mean(err * err)))
+    if xp is np:
+        err = _predict_idx(st, rows, cols, True).astype(np.float64) - values
+        return float(np.sqrt(np.mean(err * err)))
+    # A device fit's validation, on the device (one scalar comes back).
+    pred = xp.sum(xp.take(st.U, rows, axis=0) * xp.take(st.V, cols, axis=0), axis=1) + st.mu
+    if st.ub is not None:
+        pred = pred + xp.take(st.ub, rows, axis=0) + xp.take(st.ib, cols, axis=0)
+    pred = xp.clip(pred, st.rating_range[0], st.rating_range[1])
+    err = xp.astype(pred, xp.float64) - xp.astype(values, xp.float64)
+    return float(xp.sqrt(xp.mean(err * err)))
 
 
 def _ratings_kind(ratings: Any) -> Any:
