@@ -49,7 +49,11 @@ def test_device_path_equals_a_hand_written_loop(solver, dtype):
     V = (rng.standard_normal((ni, 5)) * p["init_std"]).astype(dtype)
     o = _mf_device.shuffle_order(np, len(v), int(rng.integers(2**62)))
     ub, ib = np.zeros(nu, dtype), np.zeros(ni, dtype)
-    acc = dict(user_accum=np.ones(nu, dtype), item_accum=np.ones(ni, dtype)) if solver == "adagrad" else {}
+    acc = (
+        dict(user_accum=np.ones(nu, dtype), item_accum=np.ones(ni, dtype))
+        if solver == "adagrad"
+        else {}
+    )
     vv = v.astype(dtype)
     mu = float(vv.mean(dtype=np.float64))
     lr, losses = p["lr"], []
