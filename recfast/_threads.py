@@ -73,3 +73,56 @@ def resolve_num_threads(num_threads: int | None) -> int:
     if num_threads is None:
         return get_num_threads()
     return _check_count(num_threads, "num_threads")
+
+
+def _read(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY)  # os.open: a third of the cost of open() for these files
+    try:
+        return os.read(fd, 1024)
+    finally:
+        os.close(fd)
+
+
+def _runnable_elsewhere() -> int | None:
+    """Threads of other processes runnable right now (Linux: the running count in
+    /proc/loadavg, less this process's threads in state R, spinning OpenMP workers included);
+    None where the counts cannot be read. About 10 us plus 10 us per thread of this process."""
+    try:
+        total = int(_read("/proc/loadavg").split()[3].split(b"/")[0])
+        if total <= 1:  # only the caller itself: a quiet machine costs one read
+            return 0
+        own = 0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                s = _read(f"/proc/self/task/{tid}/stat")
+            except OSError:  # the thread ended meanwhile
+                continue
+            end = s.rindex(b")")  # the name field may hold spaces and parentheses
+            own += s[end + 2 : end + 3] == b"R"
+        return max(0, total - own)
+    except (OSError, ValueError, IndexError):  # pragma: no cover - no procfs
+        return None
+
+
+def free_cores() -> int | None:
+    """Cores of this process's affinity mask not taken by another process's runnable thread at
+    this instant (None where it cannot be told). Like libgomp's OMP_DYNAMIC, but from the run
+    queue rather than the one-minute load average, so a process that started a moment ago is
+    seen; processes on cores outside the mask are not counted against it."""
+    others = _runnable_elsewhere()
+    if others is None:
+        return None
+    mine, machine = _cpu_count(), os.cpu_count() or 1
+    return max(0, mine - max(0, others - max(0, machine - mine)))
+
+
+def threads_for_load(num_threads: int) -> int:
+    """``num_threads`` lowered to the cores no other process is running on right now (at least
+    1), for kernels whose result does not depend on the count or is racy by design (FPSGD
+    blocks, Hogwild): with another process on one of two cores, a second thread makes such an
+    epoch slower than one (its share of the busy core holds back the rest).
+    ``RECFAST_DYNAMIC_THREADS=0`` turns this off."""
+    if num_threads <= 1 or os.environ.get("RECFAST_DYNAMIC_THREADS") == "0":
+        return num_threads
+    free = free_cores()
+    return num_threads if free is None else max(1, min(num_threads, free))

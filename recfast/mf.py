@@ -15,7 +15,7 @@ from recfast import _validate as check
 from recfast._backends import BackendUnavailableError, select
 from recfast._kernel_args import BlockLayoutArgs, SgdMfArgs
 from recfast._kinds import NUMPY, Array, ArrayKind
-from recfast._threads import resolve_num_threads
+from recfast._threads import resolve_num_threads, threads_for_load
 
 __all__ = [
     "DivergenceError",
@@ -76,7 +76,7 @@ class SgdMfEpoch:
     use this instead of calling a backend's kernel themselves.
     """
 
-    __slots__ = ("args", "backend", "kernel", "kind", "_empty", "_governor")
+    __slots__ = ("args", "backend", "kernel", "kind", "_empty", "_governor", "_dynamic")
 
     def __init__(self, args: SgdMfArgs, backend: str, kernel: Any, kind: ArrayKind) -> None:
         self.args, self.backend, self.kernel, self.kind = args, backend, kernel, kind
@@ -86,8 +86,12 @@ class SgdMfEpoch:
         self._empty = n == 0 or (args.user_factors.shape[1] == 0 and args.user_bias is None)
         # The cpu kernel's block schedule gives the same result on any thread count, so the
         # count may follow the machine's load from one epoch to the next.
+        # Both cpu schedules (blocks: the same result; Hogwild: racy whatever the count) may
+        # also run on fewer threads while another process holds a core (the run queue, read
+        # before each epoch: ~50 us).
+        self._dynamic = backend == "cpu" and args.num_threads > 1
         self._governor = None
-        if backend == "cpu" and args.block_ptr is not None and args.num_threads > 1:
+        if self._dynamic and args.block_ptr is not None:
             from recfast._backends.cpu._native import cpu
 
             self._governor = _ThreadGovernor(args.num_threads, cpu.sgd_mf_last_core_share)
@@ -102,11 +106,16 @@ class SgdMfEpoch:
             v = a.values if a.order is None else xp.take(a.values, a.order)
             e = xp.astype(v, xp.float64) - a.global_mean if xp is not np else v - a.global_mean
             return float(xp.sum(e * e)) if v.shape[0] else 0.0
-        if self._governor is None:
+        if not self._dynamic:
             sse = self.kernel(a)
         else:
-            sse = self.kernel(a._replace(num_threads=self._governor.threads))
-            self._governor.observe()
+            free = threads_for_load(a.num_threads)
+            gov = self._governor
+            if gov is not None and gov.threads <= free:
+                sse = self.kernel(a._replace(num_threads=gov.threads))
+                gov.observe()
+            else:  # fewer cores free than the governor would use: its share reading is moot
+                sse = self.kernel(a._replace(num_threads=free))
         raise_if_diverged(
             sse, a.user_factors, a.item_factors, a.user_bias, a.item_bias, xp=self.kind.xp,
             where=where,

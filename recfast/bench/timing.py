@@ -31,6 +31,29 @@ def measure(
     return med, (max(times) - min(times)) / med if med > 0 else 0.0
 
 
+def measure_interleaved(
+    fns: list[Callable[[], Any]], repeats: int = 3, warmup: int = 1
+) -> list[tuple[float, float]]:
+    """:func:`measure` for several calls at once, their runs interleaved (the order reversed on
+    every other round), so a drift in the machine's load or clock reaches every call alike
+    instead of whichever ran last. One ``(median, spread)`` per call."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for r in range(repeats):
+        idx = list(range(len(fns)))
+        for j in idx if r % 2 == 0 else idx[::-1]:
+            t = time.perf_counter()
+            fns[j]()
+            times[j].append(time.perf_counter() - t)
+    out = []
+    for ts in times:
+        med = statistics.median(ts)
+        out.append((med, (max(ts) - min(ts)) / med if med > 0 else 0.0))
+    return out
+
+
 def machine() -> dict[str, Any]:
     import numpy as np
 
