@@ -77,3 +77,42 @@ def test_gpu_bench_torch_code_runs(gpu_bench):
         assert set(rt) == {*be, "torch", *(b + " fwd+bwd" for b in be), "torch fwd+bwd"}
     assert set(gpu_bench.step_times(4, 8, 6, be)) == {*be, "torch"}
     assert set(gpu_bench.conv_times(2, 8, 8, 3, 4, 3, be)) == {*be, "torch"}
+
+
+def test_gpu_bench_table_is_assembled(gpu_bench, fake_ml100k, monkeypatch, capsys):
+    """``run``'s table from stubbed measurements: every row present, no section turned into an
+    ERROR row by a wrong key or arity (the GPU check prints this table once, at the end)."""
+    fake = sys.modules["cupy"]
+    fake.is_available, fake.__version__ = (lambda: True), "stub"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "stub GPU")
+    both = ("cuda", "cupy")
+    g = gpu_bench
+    monkeypatch.setattr(g, "_live", lambda name: True)
+    monkeypatch.setattr(g, "copy_bandwidth", lambda: 4.0e12)
+    monkeypatch.setattr(g, "mf_throughput", lambda nnz, k, b: {x: 3e9 for x in b})
+    monkeypatch.setattr(g, "mf_rmse", lambda d, b, blocked: {"cpu": 0.95, **{x: 0.951 for x in b}})
+    monkeypatch.setattr(
+        g, "mf_model_rmse", lambda d, b: {"host": (0.91, 1.0), **{x: (0.912, 0.2) for x in b}}
+    )
+    monkeypatch.setattr(g, "dense_times", lambda n, d, h, b: {"torch": 1.0, **{x: 1.1 for x in b}})
+
+    def rnn(cell, T, N, D, H, b):
+        out = {"torch": 1.0, "torch fwd+bwd": 2.0}
+        for x in b:
+            out.update({x: 1.2, x + " fwd+bwd": 2.4})
+        return out
+
+    monkeypatch.setattr(g, "rnn_times", rnn)
+    monkeypatch.setattr(g, "step_times", lambda N, D, H, b: {"torch": 0.05, **{x: 0.03 for x in b}})
+    monkeypatch.setattr(g, "conv_times", lambda *a: {"torch": 1.0, **{x: 1.4 for x in a[-1]}})
+    args = types.SimpleNamespace(quick=True, data=str(fake_ml100k), json=None)
+    assert g.run(args) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("GPU check on stub GPU") :]
+    assert "ERROR" not in table, table
+    for row in ("copy bandwidth", "SGD MF k=64", "FPSGD blocks", "Hogwild",
+                "MatrixFactorization() defaults", "dense AutoRec", "GRU seq fwd",
+                "LSTM seq fwd+bwd", "gru_step", "conv2d fwd N=256", "conv2d fwd N=1"):  # fmt: skip
+        assert row in table, row
+    assert all(b in table for b in both)
