@@ -30,8 +30,8 @@ def test_shuffle_order_is_a_permutation_and_the_same_in_every_namespace():
     torch = pytest.importorskip("torch")
     from array_api_compat import array_namespace
 
-    ot = _mf_device.shuffle_order(array_namespace(torch.empty(0)), 5000, 7)
-    np.testing.assert_array_equal(ot.numpy(), o)  # int64 wrap-around and shifts agree
+    o_torch = _mf_device.shuffle_order(array_namespace(torch.empty(0)), 5000, 7)
+    np.testing.assert_array_equal(o_torch.numpy(), o)  # int64 wrap-around and shifts agree
 
 
 @pytest.mark.parametrize("solver", ["adagrad", "sgd"])
