@@ -18,8 +18,9 @@ def sgd_mf_epoch(
     rows: npt.NDArray[np.int32] | npt.NDArray[np.int64],
     cols: npt.NDArray[np.int32] | npt.NDArray[np.int64],
     values: npt.NDArray[np.float32] | npt.NDArray[np.float64],
-    user_factors: npt.NDArray[np.float32] | npt.NDArray[np.float64],
-    item_factors: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    # float16 factors (storage) with float32 values (arithmetic), or the values' dtype
+    user_factors: npt.NDArray[np.float16] | npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    item_factors: npt.NDArray[np.float16] | npt.NDArray[np.float32] | npt.NDArray[np.float64],
     user_bias: npt.NDArray[np.floating] | None = None,
     item_bias: npt.NDArray[np.floating] | None = None,
     user_accum: npt.NDArray[np.floating] | None = None,
@@ -34,6 +35,13 @@ def sgd_mf_epoch(
     global_mean: float,
     num_threads: int = 1,
 ) -> float: ...
+def float_to_half(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float16]:
+    """(n,) float32 -> float16, rounded to nearest even: the conversion of the float16 factor
+    storage (csrc/include/recfast/half.hpp), exposed for the tests."""
+
+def half_to_float(x: npt.NDArray[np.float16]) -> npt.NDArray[np.float32]:
+    """(n,) float16 -> float32, exact."""
+
 def sgd_mf_last_core_share() -> float:
     """The least-served thread's share of its core in this thread's last block-scheduled
     sgd_mf_epoch: about 1 on a quiet machine, 0.5 beside another process; 1 after one thread."""

@@ -266,7 +266,51 @@ def ratings_triplet(
     return rows, cols, contiguous(xp, values)
 
 
+def _half_factors(name: str, a: Any) -> Any:
+    """A float16 factor matrix (storage only: the arithmetic is float32), updated in place."""
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {tuple(a.shape)}")
+    flags = getattr(a, "flags", None)
+    if flags is not None and not flags.c_contiguous:
+        raise ValueError(
+            f"{name} must be C-contiguous (it is updated in place); "
+            f"pass a contiguous copy of {name} and keep that copy"
+        )
+    if flags is not None and not getattr(flags, "writeable", True):
+        raise ValueError(f"{name} is read-only; it is updated in place")
+    return a
+
+
+def is_half(a: Any) -> bool:
+    """True for a float16 array (any namespace)."""
+    return _is_array(a) and dtype_name(a.dtype) == "float16"
+
+
 def factor_pair(user_factors: Any, item_factors: Any, dtype: Any, xp: Any = np) -> tuple[Any, Any]:
+    """The two factor matrices, of the values' dtype, or both float16 (storage) with float32
+    values (the arithmetic): each update widens the two rows to float32 and rounds them back."""
+    if is_half(user_factors) or is_half(item_factors):
+        if not (is_half(user_factors) and is_half(item_factors)):
+            raise TypeError(
+                "user_factors and item_factors must both be float16 (factor storage) or both "
+                f"the values' dtype; got {dtype_name(user_factors.dtype)} and "
+                f"{dtype_name(item_factors.dtype)}"
+            )
+        if dtype_name(dtype) != "float32":
+            raise TypeError(
+                "float16 factors store float32 arithmetic: values (and biases, accumulators) "
+                f"must be float32, got {dtype_name(dtype)}"
+            )
+        U = _half_factors("user_factors", user_factors)
+        V = _half_factors("item_factors", item_factors)
+        if U.shape[1] != V.shape[1]:
+            raise ValueError(
+                f"user_factors and item_factors must have the same number of factors k, got "
+                f"{U.shape[1]} and {V.shape[1]}"
+            )
+        if may_share_memory(xp, U, V):
+            raise ValueError("user_factors and item_factors must not share memory")
+        return U, V
     U = float_array(
         "user_factors", user_factors, xp, ndim=2, dtype=dtype, first="values", writable=True
     )

@@ -154,11 +154,19 @@ def prepare_sgd_mf_epoch(
     xp = kind.xp
     values = check.float_array("values", values, xp, ndim=1)
     U, V = check.factor_pair(user_factors, item_factors, values.dtype, xp)
+    if check.is_half(U) and name == "numba":
+        raise TypeError(
+            "float16 factors run on the cpu (recfast._cpu), cuda and cupy backends; the Numba "
+            "fallback has no float16 (pass backend='reference' for the slow array-API one, or "
+            "float32 factors)"
+        )
     rows, cols, values = check.ratings_triplet(rows, cols, values, U.shape[0], V.shape[0], xp)
     n = (U.shape[0], V.shape[0])
-    ub, ib = check.row_vector_pair(("user_bias", "item_bias"), user_bias, item_bias, n, U.dtype, xp)
+    ub, ib = check.row_vector_pair(
+        ("user_bias", "item_bias"), user_bias, item_bias, n, values.dtype, xp
+    )
     ua, ia = check.row_vector_pair(
-        ("user_accum", "item_accum"), user_accum, item_accum, n, U.dtype, xp
+        ("user_accum", "item_accum"), user_accum, item_accum, n, values.dtype, xp
     )
     if ua is not None:
         check.positive_accumulators(ua, ia, xp)
@@ -228,7 +236,10 @@ def sgd_mf_epoch(
     user_factors : (n_users, k) float32 or float64 (the dtype of ``values``), C-contiguous,
         writable: a NumPy array, a PyTorch CPU tensor (updated in place, zero-copy) or a CuPy
         array (GPU backends)
-    item_factors : (n_items, k) same dtype and kind
+    item_factors : (n_items, k) same dtype and kind. Both may instead be float16 with float32
+        values: half-precision storage with float32 arithmetic (each update widens the two rows,
+        updates them and rounds them back to nearest even); biases and accumulators stay
+        float32. Backends ``cpu``, ``cuda``, ``cupy`` and ``reference``.
     user_bias, item_bias : (n_users,), (n_items,) optional, both or neither
     global_mean : float
         ``mu``, added to every prediction (not updated).
@@ -277,10 +288,14 @@ def sgd_mf_epoch(
 
 def raise_if_diverged(sse: float, *arrays: Any, where: str = "", xp: Any = np) -> None:
     """Raise :class:`DivergenceError` when the loss or any array is not finite."""
+
     # A sum is inf/NaN when any entry is (or, harmlessly, when it overflows: diverged anyway);
     # summing in the array's own dtype keeps this check ~1 ms per epoch for 3M factors.
+    def total(a: Any) -> float:  # float16 factors summed in float32: no overflow to inf
+        return float(xp.sum(a, dtype=xp.float32) if check.is_half(a) else xp.sum(a))
+
     bad = not np.isfinite(float(sse)) or any(
-        a is not None and a.shape[0] and not np.isfinite(float(xp.sum(a))) for a in arrays
+        a is not None and a.shape[0] and not np.isfinite(total(a)) for a in arrays
     )
     if bad:
         raise DivergenceError(

@@ -495,3 +495,53 @@ def test_matrix_factorization_on_the_device_fits_predicts_and_scores(backend, ki
     assert back(items).shape == (3, 5)
     with pytest.raises(TypeError, match="same array kind"):
         m.fit(tuple(to(a) for a in (r, c, v)), validation=val)
+
+
+@gpu
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("k", [64, 7])
+@pytest.mark.parametrize("ada", [False, True], ids=["sgd", "adagrad"])
+def test_sgd_mf_half_factors_match_reference(backend, kind, k, ada):
+    """float16 factor storage on the device: ratings that share no row, so Hogwild equals the
+    sequential reference up to summation order (then one float16 ulp here and there)."""
+    _backend_or_skip(backend)
+    to, back = _to_device(kind)
+    p = _matching_problem(2000, k, np.float32, np.int32, seed=3)
+    U0, V0 = p.user_factors.astype(np.float16), p.item_factors.astype(np.float16)
+    nu, ni = len(U0), len(V0)
+    extra = dict(user_bias=np.zeros(nu, np.float32), item_bias=np.zeros(ni, np.float32))
+    if ada:
+        extra.update(user_accum=np.ones(nu, np.float32), item_accum=np.ones(ni, np.float32))
+    kw = dict(global_mean=3.0, learning_rate=0.05, regularization=0.02)
+    dev_extra = {key: to(v) for key, v in extra.items()}
+    Ud, Vd = to(U0), to(V0)
+    Ur, Vr = U0.copy(), V0.copy()
+    for _ in range(2):
+        got = recfast.sgd_mf_epoch(to(p.rows), to(p.cols), to(p.values), Ud, Vd, backend=backend,
+                                   **dev_extra, **kw)  # fmt: skip
+        want = recfast.sgd_mf_epoch(p.rows, p.cols, p.values, Ur, Vr, backend="reference",
+                                    **extra, **kw)  # fmt: skip
+        assert got == pytest.approx(want, rel=1e-4)
+    for d, r in ((Ud, Ur), (Vd, Vr)):
+        h = back(d)
+        assert h.dtype == np.float16
+        np.testing.assert_allclose(h.astype(np.float32), r.astype(np.float32), rtol=2e-3, atol=1e-4)
+    np.testing.assert_allclose(back(dev_extra["user_bias"]), extra["user_bias"], rtol=1e-4,
+                               atol=1e-5)  # fmt: skip
+
+
+@gpu
+@pytest.mark.parametrize("backend", GPU_BACKENDS)
+def test_matrix_factorization_half_factors_on_the_device(backend):
+    _backend_or_skip(backend)
+    to, back = _to_device("cupy")
+    rng = np.random.default_rng(1)
+    r, c = rng.integers(0, 400, 30000), rng.integers(0, 300, 30000)
+    v = rng.integers(1, 6, 30000).astype(np.float32)
+    kw = dict(factors=32, epochs=10, random_state=0)
+    half = recfast.MatrixFactorization(factor_dtype="float16", backend=backend, **kw)
+    half.fit((to(r), to(c), to(v)))
+    full = recfast.MatrixFactorization(backend=backend, **kw).fit((to(r), to(c), to(v)))
+    assert back(half.user_factors_).dtype == np.float16
+    assert abs(half.history_["train_rmse"][-1] - full.history_["train_rmse"][-1]) < 0.01

@@ -109,7 +109,7 @@ def cupy_backend(monkeypatch):
     def kernels(name, names, device):
         out = {}
         for key, expr in names.items():
-            kname = expr.split("::")[-1].split("<")[0]
+            kname = expr.split("<")[0].split("::")[-1]
 
             def launch(grid, block, args, kname=kname, expr=expr):
                 assert len(args) == ARITY[kname], f"{expr}: {len(args)} args, {ARITY[kname]} params"
@@ -164,7 +164,7 @@ def _cupy_mods():
             for fam in ("mf", "dense", "rnn", "conv2d")}  # fmt: skip
 
 
-def _mf_args(k, blocked, ada):
+def _mf_args(k, blocked, ada, half=False):
     rng = np.random.default_rng(0)
     nu, ni, nnz = 7, 5, 30
     rows, cols = (
@@ -172,7 +172,8 @@ def _mf_args(k, blocked, ada):
         d(rng.integers(0, ni, nnz).astype(np.int32)),
     )
     vals = d(rng.uniform(1, 5, nnz).astype(np.float32))
-    U, V = d(np.zeros((nu, k), np.float32)), d(np.zeros((ni, k), np.float32))
+    fdt = np.float16 if half else np.float32  # float16: factor storage, float32 arithmetic
+    U, V = d(np.zeros((nu, k), fdt)), d(np.zeros((ni, k), fdt))
     ub, ib = d(np.zeros(nu, np.float32)), d(np.zeros(ni, np.float32))
     ua, ia = (d(np.ones(nu, np.float32)), d(np.ones(ni, np.float32))) if ada else (None, None)
     bp = d(np.array([0, 10, 10, 20, 30], np.int64)) if blocked else None
@@ -183,16 +184,21 @@ def _mf_args(k, blocked, ada):
 
 @pytest.mark.parametrize("blocked", [False, True])
 @pytest.mark.parametrize("k", [64, 7])
-def test_mf_drivers(cupy_backend, cuda_backend, blocked, k):
+@pytest.mark.parametrize("half", [False, True], ids=["f32", "f16"])
+def test_mf_drivers(cupy_backend, cuda_backend, blocked, k, half):
     rec, cuda = cuda_backend
-    a = _mf_args(k, blocked, ada=True)
+    a = _mf_args(k, blocked, ada=True, half=half)
     if cuda:
         assert cuda["mf"].sgd_mf_epoch(a) == 0.0
         assert rec.calls[-1][0] == "sgd_mf_epoch"
+        assert rec.calls[-1][1][0] == ("float16" if half else "float32")
     assert _cupy_mods()["mf"].sgd_mf_epoch(a) == 0.0
     names = [c[0] for c in cupy_backend.calls]
     assert names[:2] == ["count_out_of_range"] * 2
     assert ("sgd_mf_stratum" in names) == blocked and ("sgd_mf_hogwild" in names) != blocked
+    sgd = [args for name, args in cupy_backend.calls if name.startswith("sgd_mf_")]
+    scalars = [x for x in sgd[0] if isinstance(x, np.floating)]
+    assert scalars and all(type(x) is np.float32 for x in scalars)  # float32 arithmetic
 
 
 def test_mf_drivers_reject_bad_device_arrays(cupy_backend):

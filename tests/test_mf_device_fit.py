@@ -41,7 +41,8 @@ def test_device_path_equals_a_hand_written_loop(solver, dtype):
     m = recfast.MatrixFactorization(factors=5, epochs=4, solver=solver, random_state=3,
                                     num_threads=1, dtype=dtype)  # fmt: skip
     st, hist = _mf_device.fit(m, (r, c, v), NUMPY, None, None)
-    # by hand: the host fit's initial draws, the shuffled order, sequential epochs
+    # by hand: the host fit's initial draws, the shuffled order, sequential epochs (on the
+    # backend the model picked: the fastest live one)
     p = m._checked_params()
     rng = np.random.default_rng(3)
     nu, ni = r.max() + 1, c.max() + 1
@@ -61,7 +62,7 @@ def test_device_path_equals_a_hand_written_loop(solver, dtype):
         losses.append(recfast.sgd_mf_epoch(
             r[o], c[o], vv[o], U, V, user_bias=ub, item_bias=ib, global_mean=mu,
             learning_rate=lr, regularization=p["reg"], bias_regularization=p["breg"],
-            num_threads=1, backend="cpu", **acc))  # fmt: skip
+            num_threads=1, **acc))  # fmt: skip
         lr *= p["decay"]
     np.testing.assert_array_equal(st.U, U)
     np.testing.assert_array_equal(st.V, V)

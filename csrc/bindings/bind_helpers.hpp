@@ -31,6 +31,7 @@
 
 #include "recfast/activation.hpp"
 #include "recfast/common.hpp"
+#include "recfast/half.hpp"
 #include "recfast/rnn_cells.hpp"
 
 namespace recfast {
@@ -84,10 +85,20 @@ struct DtypeName<int64_t> {
   static constexpr const char* value = "int64";
 };
 
+template <>
+struct DtypeName<Half> {
+  static constexpr const char* value = "float16";
+};
+
 // NumPy's descriptor of T, looked up once (the builtin descriptors live as long as NumPy).
 template <typename T>
 PyObject* dtype_of() {
   static PyObject* const d = py::dtype::of<T>().release().ptr();
+  return d;
+}
+template <>
+inline PyObject* dtype_of<Half>() {  // float16 storage: no C++ type of its own in pybind11
+  static PyObject* const d = py::dtype("float16").release().ptr();
   return d;
 }
 

@@ -14,6 +14,8 @@ namespace recfast {
   double sgd_mf_epoch(const SgdMfArgs<float, int64_t>& a, const SgdMfParams& p);  \
   double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p); \
   double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p); \
+  double sgd_mf_epoch(const SgdMfArgs<float, int32_t, Half>& a, const SgdMfParams& p); \
+  double sgd_mf_epoch(const SgdMfArgs<float, int64_t, Half>& a, const SgdMfParams& p); \
   }
 RECFAST_DECLARE_ISA(baseline)
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -23,8 +25,8 @@ RECFAST_DECLARE_ISA(avx512)
 
 namespace {
 
-template <typename T, typename I>
-double dispatch(const SgdMfArgs<T, I>& a, const SgdMfParams& p) {
+template <typename T, typename I, typename S>
+double dispatch(const SgdMfArgs<T, I, S>& a, const SgdMfParams& p) {
   note_sgd_mf_core_share(1.0);  // until a block-scheduled epoch measures it
   // k == 0 still trains the biases (a biases-only model).
   if ((a.order ? a.n_order : a.nnz) == 0) return 0.0;
@@ -140,6 +142,12 @@ double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p) {
   return dispatch(a, p);
 }
 double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p) {
+  return dispatch(a, p);
+}
+double sgd_mf_epoch(const SgdMfArgs<float, int32_t, Half>& a, const SgdMfParams& p) {
+  return dispatch(a, p);
+}
+double sgd_mf_epoch(const SgdMfArgs<float, int64_t, Half>& a, const SgdMfParams& p) {
   return dispatch(a, p);
 }
 

@@ -31,8 +31,8 @@ int hogwild_grid(long long n, long long n_users, long long n_items) {
   return int(g < cap ? g : cap);
 }
 
-template <typename T, typename I, int KPL, bool VEC>
-void run(const SgdMfArgs<T, I>& a, const SgdMfParams& p, double* work, cudaStream_t s) {
+template <typename T, typename I, int KPL, bool VEC, typename S>
+void run(const SgdMfArgs<T, I, S>& a, const SgdMfParams& p, double* work, cudaStream_t s) {
   using J = DevI<I>;
   const J* rows = reinterpret_cast<const J*>(a.rows);
   const J* cols = reinterpret_cast<const J*>(a.cols);
@@ -45,7 +45,7 @@ void run(const SgdMfArgs<T, I>& a, const SgdMfParams& p, double* work, cudaStrea
     double* block_sse = work + 5;
     const int grid = int((nb * 32 + kThreads - 1) / kThreads);
     for (long long st = 0; st < nb; ++st) {  // one launch per stratum: blocks of one share no row
-      gpu::sgd_mf_stratum<T, J, KPL, VEC><<<grid, kThreads, 0, s>>>(
+      gpu::sgd_mf_stratum<T, J, KPL, VEC, S><<<grid, kThreads, 0, s>>>(
           rows, cols, a.values, bp, st, nb, a.U, a.V, a.k, a.n_users, a.n_items, a.user_bias,
           a.item_bias, a.user_accum, a.item_accum, lr, reg, breg, mu, block_sse, skipped);
       check_launch("sgd_mf_stratum", s);
@@ -56,7 +56,7 @@ void run(const SgdMfArgs<T, I>& a, const SgdMfParams& p, double* work, cudaStrea
   }
   const long long n = a.order ? a.n_order : a.nnz;
   const long long* order = reinterpret_cast<const long long*>(a.order);
-  gpu::sgd_mf_hogwild<T, J, KPL, VEC><<<hogwild_grid(n, a.n_users, a.n_items), kThreads, 0, s>>>(
+  gpu::sgd_mf_hogwild<T, J, KPL, VEC, S><<<hogwild_grid(n, a.n_users, a.n_items), kThreads, 0, s>>>(
       rows, cols, a.values, order, n, a.nnz, a.U, a.V, a.k, a.n_users, a.n_items, a.user_bias,
       a.item_bias, a.user_accum, a.item_accum, lr, reg, breg, mu, work, skipped);
   check_launch("sgd_mf_hogwild", s);
@@ -64,8 +64,8 @@ void run(const SgdMfArgs<T, I>& a, const SgdMfParams& p, double* work, cudaStrea
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-template <typename T, typename I>
-double epoch(const SgdMfArgs<T, I>& a, const SgdMfParams& p, double* work, const Launch& l) {
+template <typename T, typename I, typename S>
+double epoch(const SgdMfArgs<T, I, S>& a, const SgdMfParams& p, double* work, const Launch& l) {
   cudaStream_t s = static_cast<cudaStream_t>(l.stream);
   using J = DevI<I>;
   throw_on(cudaMemsetAsync(work, 0, 5 * sizeof(double), s), "clearing the workspace");
@@ -94,28 +94,30 @@ double epoch(const SgdMfArgs<T, I>& a, const SgdMfParams& p, double* work, const
                                   std::to_string(counts[j]) + " entries outside [0, " + what[j] +
                                   "=" + std::to_string(bounds[j]) + ")");
   const int kpl = (a.k == 32 || a.k == 64 || a.k == 128) ? int(a.k / 32) : 0;
-  const bool vec = kpl > 0 && aligned16(a.U) && aligned16(a.V);
+  // Half rows are read coordinate by coordinate (KPL halves per lane: 2-8 bytes).
+  const bool vec = kpl > 0 && sizeof(S) == sizeof(T) && aligned16(a.U) && aligned16(a.V);
+  constexpr bool kVec = sizeof(S) == sizeof(T);  // Half rows: no vector form to instantiate
   switch (kpl * 2 + int(vec)) {
     case 2:
-      run<T, I, 1, false>(a, p, work, s);
+      run<T, I, 1, false, S>(a, p, work, s);
       break;
     case 3:
-      run<T, I, 1, true>(a, p, work, s);
+      run<T, I, 1, kVec, S>(a, p, work, s);
       break;
     case 4:
-      run<T, I, 2, false>(a, p, work, s);
+      run<T, I, 2, false, S>(a, p, work, s);
       break;
     case 5:
-      run<T, I, 2, true>(a, p, work, s);
+      run<T, I, 2, kVec, S>(a, p, work, s);
       break;
     case 8:
-      run<T, I, 4, false>(a, p, work, s);
+      run<T, I, 4, false, S>(a, p, work, s);
       break;
     case 9:
-      run<T, I, 4, true>(a, p, work, s);
+      run<T, I, 4, kVec, S>(a, p, work, s);
       break;
     default:
-      run<T, I, 0, false>(a, p, work, s);
+      run<T, I, 0, false, S>(a, p, work, s);
       break;
   }
   double out[2] = {0.0, 0.0};  // the loss and the skipped count (bits of a u64)
@@ -145,6 +147,14 @@ double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p, d
   return epoch(a, p, work, l);
 }
 double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p, double* work,
+                    const Launch& l) {
+  return epoch(a, p, work, l);
+}
+double sgd_mf_epoch(const SgdMfArgs<float, int32_t, Half>& a, const SgdMfParams& p, double* work,
+                    const Launch& l) {
+  return epoch(a, p, work, l);
+}
+double sgd_mf_epoch(const SgdMfArgs<float, int64_t, Half>& a, const SgdMfParams& p, double* work,
                     const Launch& l) {
   return epoch(a, p, work, l);
 }

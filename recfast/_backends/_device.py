@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-_TYPESTR = {"<f4": "float32", "<f8": "float64", "<i4": "int32", "<i8": "int64"}
+_TYPESTR = {"<f2": "float16", "<f4": "float32", "<f8": "float64", "<i4": "int32", "<i8": "int64"}
 
 
 def _is_torch(a: Any) -> bool:

@@ -57,10 +57,25 @@ __device__ __forceinline__ void store_run(T* p, const T (&x)[KPL]) {
   }
 }
 
-// One rating's update by the whole warp; returns e^2 (on every lane). k == 32 * KPL when KPL > 0;
-// KPL == 0 takes any k with a strided loop (two passes over the rows).
+// Half-precision rows (float32 arithmetic): KPL halves per lane, widened on load and rounded to
+// nearest even on store by recfast/half.hpp's conversions, the ones the CPU kernels and tests run.
 template <typename T, int KPL, bool VEC>
-__device__ __forceinline__ T warp_update(T* __restrict p, T* __restrict q, long long k, T r, T mu,
+__device__ __forceinline__ void load_run(const Half* p, float (&x)[KPL]) {
+#pragma unroll
+  for (int f = 0; f < KPL; ++f) x[f] = half_to_float(p[f]);
+}
+
+template <typename T, int KPL, bool VEC>
+__device__ __forceinline__ void store_run(Half* p, const float (&x)[KPL]) {
+#pragma unroll
+  for (int f = 0; f < KPL; ++f) p[f] = float_to_half(x[f]);
+}
+
+// One rating's update by the whole warp; returns e^2 (on every lane). k == 32 * KPL when KPL > 0;
+// KPL == 0 takes any k with a strided loop (two passes over the rows). S: the rows' storage, T or
+// Half (with T = float).
+template <typename T, int KPL, bool VEC, typename S>
+__device__ __forceinline__ T warp_update(S* __restrict p, S* __restrict q, long long k, T r, T mu,
                                          T* bu, T* bi, T* gu, T* gi, T lr, T reg, T breg,
                                          int lane) {
   constexpr int R = KPL > 0 ? KPL : 1;
@@ -72,7 +87,7 @@ __device__ __forceinline__ T warp_update(T* __restrict p, T* __restrict q, long 
 #pragma unroll
     for (int f = 0; f < R; ++f) dot += pr[f] * qr[f];
   } else {
-    for (long long f = lane; f < k; f += 32) dot += p[f] * q[f];
+    for (long long f = lane; f < k; f += 32) dot += load_coord(p[f]) * load_coord(q[f]);
   }
   dot = warp_sum(dot);
   T pred = mu + dot;
@@ -90,9 +105,9 @@ __device__ __forceinline__ T warp_update(T* __restrict p, T* __restrict q, long 
       store_run<T, R, VEC>(q + lane * R, qr);
     } else {
       for (long long f = lane; f < k; f += 32) {
-        const T pf = p[f], qf = q[f];
-        p[f] = mf_sgd_step(pf, qf, e, lr, reg);
-        q[f] = mf_sgd_step(qf, pf, e, lr, reg);
+        const T pf = load_coord(p[f]), qf = load_coord(q[f]);
+        store_coord(p + f, mf_sgd_step(pf, qf, e, lr, reg));
+        store_coord(q + f, mf_sgd_step(qf, pf, e, lr, reg));
       }
     }
     if (bu && lane == 0) {
@@ -117,10 +132,10 @@ __device__ __forceinline__ T warp_update(T* __restrict p, T* __restrict q, long 
     store_run<T, R, VEC>(q + lane * R, qr);
   } else {
     for (long long f = lane; f < k; f += 32) {
-      const T pf = p[f], qf = q[f];
+      const T pf = load_coord(p[f]), qf = load_coord(q[f]);
       const T gp = mf_grad(pf, qf, e, reg), gq = mf_grad(qf, pf, e, reg);
-      p[f] = pf - lru * gp;
-      q[f] = qf - lri * gq;
+      store_coord(p + f, pf - lru * gp);
+      store_coord(q + f, qf - lri * gq);
       su += gp * gp;
       si += gq * gq;
     }
@@ -147,10 +162,10 @@ __device__ __forceinline__ T warp_update(T* __restrict p, T* __restrict q, long 
 // Hogwild epoch: warp w handles positions w, w + n_warps, ... of the order (or storage order).
 // Each index is checked again as it is read (the arrays may change after the pre-check); a rating
 // out of range is skipped and counted. sse and skipped accumulate with one atomic per warp.
-template <typename T, typename I, int KPL, bool VEC>
+template <typename T, typename I, int KPL, bool VEC, typename S = T>
 __global__ void sgd_mf_hogwild(const I* __restrict rows, const I* __restrict cols,
                                const T* __restrict values, const long long* __restrict order,
-                               long long n, long long nnz, T* U, T* V, long long k,
+                               long long n, long long nnz, S* U, S* V, long long k,
                                long long n_users, long long n_items, T* ub, T* ib, T* ua, T* ia,
                                T lr, T reg, T breg, T mu, double* sse,
                                unsigned long long* skipped) {
@@ -171,7 +186,7 @@ __global__ void sgd_mf_hogwild(const I* __restrict rows, const I* __restrict col
       ++bad;
       continue;
     }
-    local += double(warp_update<T, KPL, VEC>(
+    local += double(warp_update<T, KPL, VEC, S>(
         U + u * k, V + i * k, k, values[m], mu, ub ? ub + u : nullptr, ib ? ib + i : nullptr,
         ua ? ua + u : nullptr, ia ? ia + i : nullptr, lr, reg, breg, lane));
   }
@@ -183,10 +198,10 @@ __global__ void sgd_mf_hogwild(const I* __restrict rows, const I* __restrict col
 
 // One stratum of the FPSGD schedule: warp b walks block s * nb + b of the layout in order and
 // writes its loss to block_sse[id] (summed later in a fixed order: the loss is reproducible).
-template <typename T, typename I, int KPL, bool VEC>
+template <typename T, typename I, int KPL, bool VEC, typename S = T>
 __global__ void sgd_mf_stratum(const I* __restrict rows, const I* __restrict cols,
                                const T* __restrict values, const long long* __restrict block_ptr,
-                               long long stratum, long long nb, T* U, T* V, long long k,
+                               long long stratum, long long nb, S* U, S* V, long long k,
                                long long n_users, long long n_items, T* ub, T* ib, T* ua, T* ia,
                                T lr, T reg, T breg, T mu, double* block_sse,
                                unsigned long long* skipped) {
@@ -203,7 +218,7 @@ __global__ void sgd_mf_stratum(const I* __restrict rows, const I* __restrict col
       ++bad;
       continue;
     }
-    local += double(warp_update<T, KPL, VEC>(
+    local += double(warp_update<T, KPL, VEC, S>(
         U + u * k, V + i * k, k, values[m], mu, ub ? ub + u : nullptr, ib ? ib + i : nullptr,
         ua ? ua + u : nullptr, ia ? ia + i : nullptr, lr, reg, breg, lane));
   }

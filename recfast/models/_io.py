@@ -102,13 +102,15 @@ def field(
     finite: bool = True,
 ) -> np.ndarray | None:
     """``arrays[name]`` checked: present (when ``required``), a float array of ``dtype`` (or
-    float32/float64), of ``shape`` (None matches any size), all finite."""
+    float32/float64; float16 only when ``dtype`` asks for it), of ``shape`` (None matches any
+    size), all finite."""
     if name not in arrays:
         if required:
             raise ValueError(f"{path}: field {name!r} is missing")
         return None
     a = arrays[name]
-    if a.dtype not in (np.float32, np.float64) or (dtype is not None and a.dtype != dtype):
+    allowed = (np.float32, np.float64, *((np.float16,) if dtype == np.float16 else ()))
+    if a.dtype not in allowed or (dtype is not None and a.dtype != dtype):
         want = np.dtype(dtype).name if dtype is not None else "float32 or float64"
         raise ValueError(f"{path}: field {name!r} has dtype {a.dtype}, expected {want}")
     if a.ndim != len(shape) or any(s is not None and s != n for s, n in zip(shape, a.shape)):

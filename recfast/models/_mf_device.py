@@ -97,15 +97,15 @@ def fit(model: Any, ratings: Any, kind: Any, validation: Any, early_stopping: in
     n_users, n_items = shape
     nnz = values.shape[0]
     for what, n in (("user", n_users), ("item", n_items)):
-        check.allocation(f"the {what} factors", (n, k), dtype.itemsize,
+        check.allocation(f"the {what} factors", (n, k), p["factor_dtype"].itemsize,
                          f"ratings has {what} ids up to {n - 1}")  # fmt: skip
     if nnz == 0:
         raise ValueError("ratings is empty: fit needs at least one rating")
     dev = _device_of(values)
     rng = np.random.default_rng(model.random_state)
     # The same draws, in the same order, as the host fit.
-    U0 = (rng.standard_normal((n_users, k)) * p["init_std"]).astype(dtype)
-    V0 = (rng.standard_normal((n_items, k)) * p["init_std"]).astype(dtype)
+    U0 = (rng.standard_normal((n_users, k)) * p["init_std"]).astype(p["factor_dtype"])
+    V0 = (rng.standard_normal((n_items, k)) * p["init_std"]).astype(p["factor_dtype"])
 
     def put(a: np.ndarray) -> Any:
         return xp.asarray(a, device=dev) if xp is not np else a

@@ -88,6 +88,11 @@ class MatrixFactorization(Kinded):
     backend : str, optional
         Kernel backend (default: the fastest live one).
     dtype : float32 or float64
+        The arithmetic's dtype (and the biases').
+    factor_dtype : None or float16
+        Storage of the factor matrices: None keeps ``dtype``; float16 (with float32 ``dtype``)
+        halves their memory, every update widening the two rows to float32 and rounding them
+        back (backends cpu, cuda, cupy, reference; predictions are computed in float32).
     show_progress : bool
         Draw a tqdm progress bar with the current loss.
 
@@ -117,6 +122,7 @@ class MatrixFactorization(Kinded):
         backend: str | None = None,
         dtype: Any = np.float32,
         show_progress: bool = False,
+        factor_dtype: Any = None,
     ) -> None:
         self.factors = factors
         self.epochs = epochs
@@ -132,6 +138,7 @@ class MatrixFactorization(Kinded):
         self.num_threads = num_threads
         self.backend = backend
         self.dtype = dtype
+        self.factor_dtype = factor_dtype
         self.show_progress = show_progress
 
     # -- hyper-parameters -------------------------------------------------------------------
@@ -154,6 +161,7 @@ class MatrixFactorization(Kinded):
         )
         p = {k: getattr(self, k) for k in keys}
         p["dtype"] = np.dtype(self.dtype).name
+        p["factor_dtype"] = None if self.factor_dtype is None else np.dtype(self.factor_dtype).name
         return p
 
     def _checked_params(self) -> dict[str, Any]:
@@ -164,8 +172,22 @@ class MatrixFactorization(Kinded):
             raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
         lr = _DEFAULT_LR[self.solver] if self.learning_rate is None else self.learning_rate
         reg = check.scalar("regularization", self.regularization, low=0.0)
+        fdt = dtype
+        if self.factor_dtype is not None:
+            try:
+                fdt = np.dtype(self.factor_dtype)
+            except TypeError:
+                raise TypeError(
+                    f"factor_dtype must be None or float16, got {self.factor_dtype!r}"
+                ) from None
+            if fdt != dtype and (fdt != np.float16 or dtype != np.float32):
+                raise TypeError(
+                    f"factor_dtype must be None or float16 (with dtype float32), got {fdt} "
+                    f"with dtype {dtype}"
+                )
         return dict(
             dtype=dtype,
+            factor_dtype=fdt,
             k=check.positive_int("factors", self.factors),
             epochs=check.positive_int("epochs", self.epochs) if self.epochs != 0 else 0,
             lr=check.scalar("learning_rate", lr, low=0.0, low_open=True),
@@ -251,6 +273,8 @@ class MatrixFactorization(Kinded):
         if client is not None:
             if validation is not None or early_stopping is not None:
                 raise ValueError("validation and early_stopping are not supported with client=")
+            if self._checked_params()["factor_dtype"] != np.dtype(self.dtype):
+                raise ValueError("factor_dtype=float16 is not supported with client= yet")
             from recfast.distributed import fit_dsgd
 
             return fit_dsgd(self, ratings, client, columns=columns,
@@ -285,7 +309,7 @@ class MatrixFactorization(Kinded):
         nnz = len(values)
         for what, rows_ in (("user", n_users), ("item", n_items)):
             check.allocation(
-                f"the {what} factors", (rows_, k), dtype.itemsize,
+                f"the {what} factors", (rows_, k), p["factor_dtype"].itemsize,
                 f"ratings has {what} ids up to {rows_ - 1}",
             )  # fmt: skip
         if nnz == 0:
@@ -294,8 +318,8 @@ class MatrixFactorization(Kinded):
         # divergence, KeyboardInterrupt) leaves the estimator as it was before the call.
         rng = np.random.default_rng(self.random_state)
         st = _State(
-            (rng.standard_normal((n_users, k)) * p["init_std"]).astype(dtype),
-            (rng.standard_normal((n_items, k)) * p["init_std"]).astype(dtype),
+            (rng.standard_normal((n_users, k)) * p["init_std"]).astype(p["factor_dtype"]),
+            (rng.standard_normal((n_items, k)) * p["init_std"]).astype(p["factor_dtype"]),
             np.zeros(n_users, dtype) if self.biases else None,
             np.zeros(n_items, dtype) if self.biases else None,
             float(values.mean(dtype=np.float64)),
@@ -323,7 +347,7 @@ class MatrixFactorization(Kinded):
     def _train(self, st, rows, cols, values, val, ua, ia, p, history, early_stopping, rng):
         """The epochs, on ``st``'s arrays in place; returns the block count."""
         n_users, n_items = st.U.shape[0], st.V.shape[0]
-        k, dtype, nnz = st.U.shape[1], st.U.dtype, len(values)
+        k, dtype, nnz = st.U.shape[1], st.U.dtype, len(values)  # the storage's itemsize counts
         # Lay the ratings out once: FPSGD blocks, users ascending within a block.
         nt = p["nt"]
         t0 = time.perf_counter()
@@ -436,7 +460,7 @@ class MatrixFactorization(Kinded):
             return self._show(_predict_idx(st, users, items, clip))
         # The baseline for pairs with an unseen side; the full model for the others.
         both = ku & ki
-        pred = np.full(users.shape, st.mu, st.U.dtype)
+        pred = np.full(users.shape, st.mu, _compute_dtype(st.U))
         if both.any():
             pred[both] = _predict_idx(st, users[both], items[both], False)
         if st.ub is not None:
@@ -501,7 +525,7 @@ class MatrixFactorization(Kinded):
         """Root mean squared error of the (clipped) predictions on ``ratings``."""
         st = self._fitted()
         shape = (st.U.shape[0], st.V.shape[0])
-        r, c, v, _ = self._triplet(ratings, "ratings", st.U.dtype, shape)
+        r, c, v, _ = self._triplet(ratings, "ratings", _compute_dtype(st.U), shape)
         return _rmse(st, r, c, v)
 
     def recommend(self, users: Any, n: int = 10, exclude: Any = None) -> tuple[Any, Any]:
@@ -519,11 +543,14 @@ class MatrixFactorization(Kinded):
         scores : (m, n) predicted ratings (unclipped; ``-inf`` beside ``-1``)
         """
         st = self._fitted()
-        offset = np.full(st.U.shape[0], st.mu, st.U.dtype)
+        offset = np.full(st.U.shape[0], st.mu, _compute_dtype(st.U))
         if st.ub is not None:
             offset += st.ub
+        U, V = st.U, st.V
+        if U.dtype == np.float16:  # the top-k kernel scores in float32: widened copies
+            U, V = U.astype(np.float32), V.astype(np.float32)
         items, scores = recommend_topk(
-            st.U, st.V, host_copy(users), n, item_bias=st.ib, offset=offset, exclude=exclude
+            U, V, host_copy(users), n, item_bias=st.ib, offset=offset, exclude=exclude
         )
         return self._show(items), self._show(scores)
 
@@ -564,8 +591,9 @@ class MatrixFactorization(Kinded):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{path}: field 'params' is not valid ({exc})") from None
         dtype = np.dtype(model.dtype)
-        U = _io.field(path, arrays, "user_factors", (None, None), dtype=dtype)
-        V = _io.field(path, arrays, "item_factors", (None, U.shape[1]), dtype=dtype)
+        fdt = model._checked_params()["factor_dtype"]
+        U = _io.field(path, arrays, "user_factors", (None, None), dtype=fdt)
+        V = _io.field(path, arrays, "item_factors", (None, U.shape[1]), dtype=fdt)
         if U.shape[1] != model.factors:
             raise ValueError(
                 f"{path}: field 'user_factors' has {U.shape[1]} factors but params say "
@@ -608,8 +636,15 @@ class _State:
         return _State(*c, self.mu, self.rating_range)
 
 
+def _compute_dtype(U: Any) -> Any:
+    """The arithmetic's dtype for factors stored as ``U.dtype`` (float32 for float16)."""
+    return np.dtype(np.float32) if U.dtype == np.float16 else U.dtype
+
+
 def _predict_idx(st: _State, users: np.ndarray, items: np.ndarray, clip: bool) -> np.ndarray:
-    pred = np.einsum("ij,ij->i", st.U[users], st.V[items]) + st.U.dtype.type(st.mu)
+    ct = _compute_dtype(st.U)
+    Uu, Vi = st.U[users].astype(ct, copy=False), st.V[items].astype(ct, copy=False)
+    pred = np.einsum("ij,ij->i", Uu, Vi) + ct.type(st.mu)
     if st.ub is not None:
         pred += st.ub[users] + st.ib[items]
     if clip:
@@ -624,7 +659,9 @@ def _rmse(st: _State, rows: Any, cols: Any, values: Any, xp: Any = np) -> float:
         err = _predict_idx(st, rows, cols, True).astype(np.float64) - values
         return float(np.sqrt(np.mean(err * err)))
     # A device fit's validation, on the device (one scalar comes back).
-    pred = xp.sum(xp.take(st.U, rows, axis=0) * xp.take(st.V, cols, axis=0), axis=1) + st.mu
+    Uu = xp.astype(xp.take(st.U, rows, axis=0), values.dtype)  # float16 storage: widened
+    Vi = xp.astype(xp.take(st.V, cols, axis=0), values.dtype)
+    pred = xp.sum(Uu * Vi, axis=1) + st.mu
     if st.ub is not None:
         pred = pred + xp.take(st.ub, rows, axis=0) + xp.take(st.ib, cols, axis=0)
     pred = xp.clip(pred, st.rating_range[0], st.rating_range[1])

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include "../bind_helpers.hpp"
 #include "recfast/mf.hpp"
@@ -27,7 +28,7 @@ int64_t check_ratings(const py::array& rows, const py::array& cols, const py::ar
   return nnz;
 }
 
-template <typename T, typename I>
+template <typename T, typename I, typename S = T>
 double sgd_mf_epoch_py(const py::array& rows, const py::array& cols, const py::array& values,
                        const py::array& U, const py::array& V, const OptArray& user_bias,
                        const OptArray& item_bias, const OptArray& user_accum,
@@ -36,9 +37,9 @@ double sgd_mf_epoch_py(const py::array& rows, const py::array& cols, const py::a
                        double bias_regularization, double global_mean, int num_threads) {
   num_threads = bind::threads(num_threads);
   const int64_t nnz = check_ratings<T, I>(rows, cols, values);
-  SgdMfArgs<T, I> a;
-  a.U = out<T>(U, "user_factors", Shape::rank(2, "(n_users, k)"));
-  a.V = out<T>(V, "item_factors", Shape::rank(2, "(n_items, k)"));
+  SgdMfArgs<T, I, S> a;
+  a.U = out<S>(U, "user_factors", Shape::rank(2, "(n_users, k)"));
+  a.V = out<S>(V, "item_factors", Shape::rank(2, "(n_items, k)"));
   RECFAST_CHECK(U.shape(1) == V.shape(1),
                 "user_factors and item_factors must have the same number of columns, got " +
                     bind::shape_str(U) + " and " + bind::shape_str(V));
@@ -147,10 +148,19 @@ void bind_sgd_mf(py::module_& m) {
          const OptArray& block_ptr, int64_t n_blocks, double learning_rate, double regularization,
          double bias_regularization, double global_mean, int num_threads) {
         return mf_dtypes(rows, values, [&](auto t, auto i) {
-          return sgd_mf_epoch_py<decltype(t), decltype(i)>(
-              rows, cols, values, U, V, user_bias, item_bias, user_accum, item_accum, order,
-              block_ptr, n_blocks, learning_rate, regularization, bias_regularization, global_mean,
-              num_threads);
+          using T = decltype(t);
+          using I = decltype(i);
+          if constexpr (std::is_same<T, float>::value) {
+            if (bind::has_dtype<Half>(U))  // float16 storage, float32 arithmetic
+              return sgd_mf_epoch_py<T, I, Half>(
+                  rows, cols, values, U, V, user_bias, item_bias, user_accum, item_accum, order,
+                  block_ptr, n_blocks, learning_rate, regularization, bias_regularization,
+                  global_mean, num_threads);
+          }
+          return sgd_mf_epoch_py<T, I>(rows, cols, values, U, V, user_bias, item_bias, user_accum,
+                                       item_accum, order, block_ptr, n_blocks, learning_rate,
+                                       regularization, bias_regularization, global_mean,
+                                       num_threads);
         });
       },
       py::arg("rows").noconvert(), py::arg("cols").noconvert(), py::arg("values").noconvert(),
@@ -161,6 +171,36 @@ void bind_sgd_mf(py::module_& m) {
       py::arg("block_ptr").noconvert() = py::none(), py::arg("n_blocks") = 0,
       py::arg("learning_rate"), py::arg("regularization"), py::arg("bias_regularization"),
       py::arg("global_mean"), py::arg("num_threads") = 1);
+  // The float16 conversions of the factor storage (recfast/half.hpp), exposed so that the tests
+  // can check them against NumPy on every input.
+  m.def(
+      "float_to_half",
+      [](const py::array& x) {
+        const float* src = in<float>(x, "x", Shape::rank(1, "(n,)"));
+        const int64_t n = x.shape(0);
+        py::array_t<uint16_t> bits(n);
+        uint16_t* dst = bits.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          for (int64_t j = 0; j < n; ++j) dst[j] = float_to_half(src[j]).bits;
+        }
+        return py::array(bits.attr("view")(py::dtype("float16")));
+      },
+      py::arg("x").noconvert(), "float32 (n,) -> float16 (n,), rounded to nearest even");
+  m.def(
+      "half_to_float",
+      [](const py::array& x) {
+        const Half* src = in<Half>(x, "x", Shape::rank(1, "(n,)"));
+        const int64_t n = x.shape(0);
+        py::array_t<float> outa(n);
+        float* dst = outa.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          for (int64_t j = 0; j < n; ++j) dst[j] = half_to_float(src[j]);
+        }
+        return outa;
+      },
+      py::arg("x").noconvert(), "float16 (n,) -> float32 (n,), exact");
   m.def("sgd_mf_last_core_share", &sgd_mf_last_core_share,
         "Share of its core the least-served thread got in this thread's last block-scheduled "
         "sgd_mf_epoch (about 1 when quiet, 0.5 beside another process; 1 after one thread).");

@@ -14,7 +14,7 @@ T* ptr(uintptr_t p) {
   return reinterpret_cast<T*>(p);
 }
 
-template <typename T, typename I>
+template <typename T, typename I, typename S = T>
 double epoch_py(uintptr_t rows, uintptr_t cols, uintptr_t values, int64_t nnz, uintptr_t U,
                 uintptr_t V, int64_t n_users, int64_t n_items, int64_t k, uintptr_t ub,
                 uintptr_t ib, uintptr_t ua, uintptr_t ia, uintptr_t order, int64_t n_order,
@@ -29,13 +29,13 @@ double epoch_py(uintptr_t rows, uintptr_t cols, uintptr_t values, int64_t nnz, u
   RECFAST_CHECK(work && work_size >= cuda::mf_work_size(block_ptr ? n_blocks : 0),
                 "workspace too small: need " +
                     std::to_string(cuda::mf_work_size(block_ptr ? n_blocks : 0)) + " doubles");
-  SgdMfArgs<T, I> a;
+  SgdMfArgs<T, I, S> a;
   a.rows = ptr<const I>(rows);
   a.cols = ptr<const I>(cols);
   a.values = ptr<const T>(values);
   a.nnz = nnz;
-  a.U = ptr<T>(U);
-  a.V = ptr<T>(V);
+  a.U = ptr<S>(U);
+  a.V = ptr<S>(V);
   a.k = k;
   a.n_users = n_users;
   a.n_items = n_items;
@@ -81,6 +81,15 @@ void bind_cuda_mf(py::module_& m) {
          double mu, uintptr_t work, int64_t work_size, uintptr_t stream) {
         const bool i32 = index == "int32";
         RECFAST_CHECK(i32 || index == "int64", "index dtype must be int32 or int64, got " + index);
+        if (dtype == "float16")  // the factors' storage; values, biases, accumulators float32
+          return i32 ? epoch_py<float, int32_t, Half>(
+                           rows, cols, values, nnz, U, V, n_users, n_items, k, ub, ib, ua, ia,
+                           order, n_order, block_ptr, n_blocks, lr, reg, breg, mu, work,
+                           work_size, stream)
+                     : epoch_py<float, int64_t, Half>(
+                           rows, cols, values, nnz, U, V, n_users, n_items, k, ub, ib, ua, ia,
+                           order, n_order, block_ptr, n_blocks, lr, reg, breg, mu, work,
+                           work_size, stream);
         if (dtype == "float32")
           return i32 ? epoch_py<float, int32_t>(rows, cols, values, nnz, U, V, n_users, n_items, k,
                                                 ub, ib, ua, ia, order, n_order, block_ptr, n_blocks,
@@ -88,7 +97,8 @@ void bind_cuda_mf(py::module_& m) {
                      : epoch_py<float, int64_t>(rows, cols, values, nnz, U, V, n_users, n_items, k,
                                                 ub, ib, ua, ia, order, n_order, block_ptr, n_blocks,
                                                 lr, reg, breg, mu, work, work_size, stream);
-        RECFAST_CHECK(dtype == "float64", "dtype must be float32 or float64, got " + dtype);
+        RECFAST_CHECK(dtype == "float64",
+                      "dtype must be float16, float32 or float64, got " + dtype);
         return i32 ? epoch_py<double, int32_t>(rows, cols, values, nnz, U, V, n_users, n_items, k,
                                                ub, ib, ua, ia, order, n_order, block_ptr, n_blocks,
                                                lr, reg, breg, mu, work, work_size, stream)

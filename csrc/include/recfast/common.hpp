@@ -8,6 +8,7 @@ typedef long long int64_t;
 typedef unsigned long long uint64_t;
 typedef int int32_t;
 typedef unsigned int uint32_t;
+typedef unsigned short uint16_t;
 #else
 #include <cstddef>
 #include <cstdint>

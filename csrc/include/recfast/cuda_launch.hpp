@@ -39,6 +39,11 @@ double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p, d
                     const Launch& l);
 double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p, double* work,
                     const Launch& l);
+// float16 factor storage, float32 arithmetic (recfast/half.hpp's conversions).
+double sgd_mf_epoch(const SgdMfArgs<float, int32_t, Half>& a, const SgdMfParams& p, double* work,
+                    const Launch& l);
+double sgd_mf_epoch(const SgdMfArgs<float, int64_t, Half>& a, const SgdMfParams& p, double* work,
+                    const Launch& l);
 
 // Dense epilogues (recfast/_kernels/dense.cuh); asynchronous on the stream.
 void bias_activation(float* y, const float* b, int64_t n, int64_t h, int act, const Launch& l);

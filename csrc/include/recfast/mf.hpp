@@ -16,10 +16,12 @@
 #endif
 
 #include "recfast/common.hpp"
+#include "recfast/half.hpp"
 
 namespace recfast {
 
-template <typename T, typename I>
+// S: the factors' storage type, T (float32 with Half factors) or Half.
+template <typename T, typename I, typename S = T>
 struct SgdMfArgs {
   const I* rows = nullptr;  // (nnz,) user index of each rating
   const I* cols = nullptr;  // (nnz,) item index
@@ -29,8 +31,8 @@ struct SgdMfArgs {
   int64_t n_order = 0;
   const int64_t* block_ptr = nullptr;  // optional (nb*nb+1,): ratings laid out stratum-major
   int64_t n_blocks = 0;  // nb: the grid is nb x nb, stratum s holds blocks s*nb..s*nb+nb-1
-  T* U = nullptr;        // (n_users, k) row-major
-  T* V = nullptr;        // (n_items, k)
+  S* U = nullptr;        // (n_users, k) row-major
+  S* V = nullptr;        // (n_items, k)
   int64_t k = 0;
   // The kernel checks every index as it reads it against these (the caller's check may be stale:
   // another thread can rewrite the index arrays during the call); ratings with an index out of
@@ -140,6 +142,8 @@ double sgd_mf_epoch(const SgdMfArgs<float, int32_t>& a, const SgdMfParams& p);
 double sgd_mf_epoch(const SgdMfArgs<float, int64_t>& a, const SgdMfParams& p);
 double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p);
 double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p);
+double sgd_mf_epoch(const SgdMfArgs<float, int32_t, Half>& a, const SgdMfParams& p);
+double sgd_mf_epoch(const SgdMfArgs<float, int64_t, Half>& a, const SgdMfParams& p);
 #endif
 
 // splitmix64: the layout's shuffle RNG (tiny, and easy to reproduce in the NumPy reference).

@@ -49,11 +49,16 @@ def kpl_for(k: int) -> int:
 
 
 def mf_names(dtype: str, index: str, kpl: int, vec: bool) -> dict[str, str]:
-    """The SGD-MF kernels for one (dtype, index dtype, coordinates per lane, vector access)."""
-    t, i, v = FLOAT_T[dtype], INDEX_T[index], ACCESS[vec]
+    """The SGD-MF kernels for one (factor dtype, index dtype, coordinates per lane, vector
+    access); "float16" factors are storage for float32 arithmetic (scalar row accesses)."""
+    i, v = INDEX_T[index], ACCESS[vec]
+    if dtype == "float16":
+        targs = f"float, {i}, {kpl}, false, recfast::Half"
+    else:
+        targs = f"{FLOAT_T[dtype]}, {i}, {kpl}, {v}"
     return {
-        "hogwild": f"recfast::gpu::sgd_mf_hogwild<{t}, {i}, {kpl}, {v}>",
-        "stratum": f"recfast::gpu::sgd_mf_stratum<{t}, {i}, {kpl}, {v}>",
+        "hogwild": f"recfast::gpu::sgd_mf_hogwild<{targs}>",
+        "stratum": f"recfast::gpu::sgd_mf_stratum<{targs}>",
         "count_index": f"recfast::gpu::count_out_of_range<{i}>",
         "count_order": "recfast::gpu::count_out_of_range<long long>",
         "sum": "recfast::gpu::sum_in_order",
@@ -91,7 +96,7 @@ def conv2d_names(dtype: str) -> dict[str, str]:
 def every_instantiation() -> dict[str, list[str]]:
     """Kernel file -> every name expression a backend may ask for (what CI compiles)."""
     mf: set[str] = set()
-    for dt in FLOAT_T:
+    for dt in (*FLOAT_T, "float16"):
         for ix in INDEX_T:
             for kpl in (*KPL_CHOICES, 0):
                 for vec in (False, True):

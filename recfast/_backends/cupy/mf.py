@@ -19,10 +19,11 @@ def sgd_mf_epoch(a: SgdMfArgs) -> float:
     dt, ix = dev.dtype_name(U), dev.dtype_name(a.rows)
     k = U.shape[1]
     kpl = _sources.kpl_for(k)
-    vec = kpl > 0 and p["user_factors"] % 16 == 0 and p["item_factors"] % 16 == 0
+    half = dt == "float16"  # factor storage; the arithmetic (and every other array) is float32
+    vec = not half and kpl > 0 and p["user_factors"] % 16 == 0 and p["item_factors"] % 16 == 0
     device = dev.device_id(U)
     kern = jit.kernels("mf", _sources.mf_names(dt, ix, kpl, vec), device)
-    T, P, i64 = np.dtype(dt).type, jit.ptr, np.int64
+    T, P, i64 = np.dtype("float32" if half else dt).type, jit.ptr, np.int64
     nnz, nu, ni = a.values.shape[0], U.shape[0], V.shape[0]
     nb = a.n_blocks if a.block_ptr is not None else 0
     with jit.stream_of(U):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recfast._backends.reference._xp import copy, namespace
+from recfast._backends.reference._xp import namespace
 from recfast._kernel_args import BlockLayoutArgs, SgdMfArgs
 
 
@@ -29,7 +29,7 @@ def sgd_mf_epoch(a: SgdMfArgs) -> float:
     xp = namespace(a.values)
     U, V = a.user_factors, a.item_factors
     ub, ib, ua, ia = a.user_bias, a.item_bias, a.user_accum, a.item_accum
-    dt = U.dtype
+    dt = a.values.dtype  # the arithmetic's: float16 factors are storage only, widened per update
 
     def s(x):  # a scalar in the factors' dtype, so float32 arithmetic stays float32
         return xp.asarray(x, dtype=dt)
@@ -49,7 +49,7 @@ def sgd_mf_epoch(a: SgdMfArgs) -> float:
     with np.errstate(all="ignore"):  # divergence is reported by the caller, for every backend
         for n in order:
             u, i, r = int(rows[n]), int(cols[n]), a.values[n]
-            p, q = copy(xp, U[u, :]), copy(xp, V[i, :])
+            p, q = xp.astype(U[u, :], dt, copy=True), xp.astype(V[i, :], dt, copy=True)
             pred = mu + xp.sum(p * q)
             if biased:
                 pred = pred + (ub[u] + ib[i])
