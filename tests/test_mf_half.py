@@ -49,6 +49,34 @@ def test_float_to_half_rounds_as_numpy():
     assert same.all(), x[~same][:5]
 
 
+@needs_cpu
+@pytest.mark.parametrize("level", ["baseline", "avx2", "avx512"])
+def test_every_isa_copy_converts_exactly(level):
+    """The conversions of each instruction-set copy (F16C in avx2/avx512, half.hpp's integer
+    steps in baseline), in a subprocess (RECFAST_ISA is read once per process)."""
+    import os
+    import subprocess
+    import sys
+
+    from recfast import _cpu
+
+    order = ["baseline", "avx2", "avx512"]
+    if order.index(level) > order.index(_cpu.simd_level()):
+        pytest.skip(f"this CPU runs {_cpu.simd_level()}, not {level}")
+    code = (
+        "import sys, pytest\n"
+        "from recfast import _cpu\n"
+        f"assert _cpu.simd_level() == {level!r}, _cpu.simd_level()\n"
+        f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {__file__!r}, '-k', "
+        "'half_to_float_is_exact or float_to_half_rounds or match_the_reference and cpu "
+        "and 64 and int32']))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], env={**os.environ, "RECFAST_ISA": level},
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert " passed" in res.stdout
+
+
 def _problem(k, index_dtype, seed=0):
     p = random_mf_problem(150, 120, 4000, k, dtype=np.float32, index_dtype=index_dtype, seed=seed)
     return p

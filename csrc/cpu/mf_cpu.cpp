@@ -16,6 +16,8 @@ namespace recfast {
   double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p); \
   double sgd_mf_epoch(const SgdMfArgs<float, int32_t, Half>& a, const SgdMfParams& p); \
   double sgd_mf_epoch(const SgdMfArgs<float, int64_t, Half>& a, const SgdMfParams& p); \
+  void half_to_float_n(const Half* s, float* d, int64_t n);                            \
+  void float_to_half_n(const float* s, Half* d, int64_t n);                            \
   }
 RECFAST_DECLARE_ISA(baseline)
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -149,6 +151,23 @@ double sgd_mf_epoch(const SgdMfArgs<float, int32_t, Half>& a, const SgdMfParams&
 }
 double sgd_mf_epoch(const SgdMfArgs<float, int64_t, Half>& a, const SgdMfParams& p) {
   return dispatch(a, p);
+}
+
+void half_to_float_n(const Half* s, float* d, int64_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  const Isa isa = cpu_isa();
+  if (isa == Isa::avx512) return avx512::half_to_float_n(s, d, n);
+  if (isa == Isa::avx2) return avx2::half_to_float_n(s, d, n);
+#endif
+  baseline::half_to_float_n(s, d, n);
+}
+void float_to_half_n(const float* s, Half* d, int64_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  const Isa isa = cpu_isa();
+  if (isa == Isa::avx512) return avx512::float_to_half_n(s, d, n);
+  if (isa == Isa::avx2) return avx2::float_to_half_n(s, d, n);
+#endif
+  baseline::float_to_half_n(s, d, n);
 }
 
 int64_t mf_block_layout(const LayoutArgs<float, int32_t>& a) { return block_layout(a); }

@@ -9,12 +9,17 @@
 
 #include "recfast/mf.hpp"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define RECFAST_ISA avx512
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")
+#define RECFAST_F16C 1
 #include "mf_kernel.inc"
 #endif

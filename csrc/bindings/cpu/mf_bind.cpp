@@ -171,8 +171,8 @@ void bind_sgd_mf(py::module_& m) {
       py::arg("block_ptr").noconvert() = py::none(), py::arg("n_blocks") = 0,
       py::arg("learning_rate"), py::arg("regularization"), py::arg("bias_regularization"),
       py::arg("global_mean"), py::arg("num_threads") = 1);
-  // The float16 conversions of the factor storage (recfast/half.hpp), exposed so that the tests
-  // can check them against NumPy on every input.
+  // The float16 conversions of the factor storage, in the instruction-set copy the kernels run
+  // (recfast/half.hpp's steps, or F16C), exposed so that the tests can check them against NumPy.
   m.def(
       "float_to_half",
       [](const py::array& x) {
@@ -182,7 +182,7 @@ void bind_sgd_mf(py::module_& m) {
         uint16_t* dst = bits.mutable_data();
         {
           py::gil_scoped_release nogil;
-          for (int64_t j = 0; j < n; ++j) dst[j] = float_to_half(src[j]).bits;
+          float_to_half_n(src, reinterpret_cast<Half*>(dst), n);
         }
         return py::array(bits.attr("view")(py::dtype("float16")));
       },
@@ -196,7 +196,7 @@ void bind_sgd_mf(py::module_& m) {
         float* dst = outa.mutable_data();
         {
           py::gil_scoped_release nogil;
-          for (int64_t j = 0; j < n; ++j) dst[j] = half_to_float(src[j]);
+          half_to_float_n(src, dst, n);
         }
         return outa;
       },

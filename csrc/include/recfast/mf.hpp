@@ -144,6 +144,10 @@ double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p);
 double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p);
 double sgd_mf_epoch(const SgdMfArgs<float, int32_t, Half>& a, const SgdMfParams& p);
 double sgd_mf_epoch(const SgdMfArgs<float, int64_t, Half>& a, const SgdMfParams& p);
+// The CPU kernels' float16 conversion of n values, in the instruction-set copy they run (F16C
+// where the CPU has it), for the tests to check against NumPy.
+void half_to_float_n(const Half* s, float* d, int64_t n);
+void float_to_half_n(const float* s, Half* d, int64_t n);
 #endif
 
 // splitmix64: the layout's shuffle RNG (tiny, and easy to reproduce in the NumPy reference).
