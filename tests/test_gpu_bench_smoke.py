@@ -95,7 +95,7 @@ def test_gpu_bench_table_is_assembled(gpu_bench, fake_ml100k, monkeypatch, capsy
     monkeypatch.setattr(g, "mf_throughput", lambda nnz, k, b: {x: 3e9 for x in b})
     monkeypatch.setattr(g, "mf_rmse", lambda d, b, blocked: {"cpu": 0.95, **{x: 0.951 for x in b}})
     monkeypatch.setattr(
-        g, "mf_model_rmse", lambda d, b: {"host": (0.91, 1.0), **{x: (0.912, 0.2) for x in b}}
+        g, "mf_model_rmse", lambda d, b, fd: {"host": (0.91, 1.0), **{x: (0.912, 0.2) for x in b}}
     )
     monkeypatch.setattr(g, "dense_times", lambda n, d, h, b: {"torch": 1.0, **{x: 1.1 for x in b}})
 
@@ -114,7 +114,7 @@ def test_gpu_bench_table_is_assembled(gpu_bench, fake_ml100k, monkeypatch, capsy
     table = out[out.index("GPU check on stub GPU") :]
     assert "ERROR" not in table, table
     for row in ("copy bandwidth", "SGD MF k=64", "FPSGD blocks", "Hogwild",
-                "MatrixFactorization() defaults", "dense AutoRec", "GRU seq fwd",
+                "factor_dtype=None", "factor_dtype=float16", "dense AutoRec", "GRU seq fwd",
                 "LSTM seq fwd+bwd", "gru_step", "conv2d fwd N=256", "conv2d fwd N=1"):  # fmt: skip
         assert row in table, row
     assert all(b in table for b in both)

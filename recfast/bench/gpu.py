@@ -146,17 +146,20 @@ def mf_rmse(
     return out
 
 
-def mf_model_rmse(data: Path, backends: list[str]) -> dict[str, tuple[float, float]]:
+def mf_model_rmse(
+    data: Path, backends: list[str], factor_dtype: str | None = None
+) -> dict[str, tuple[float, float]]:
     """``MatrixFactorization`` with its defaults on ml-100k (80/20 split): ``(test RMSE, fit
     seconds)`` for the host fit (FPSGD blocks, all cores) and the device fit per GPU backend
-    (CuPy arrays: Hogwild over ratings shuffled on the device)."""
+    (CuPy arrays: Hogwild over ratings shuffled on the device); ``factor_dtype`` for all."""
     import cupy
 
     rows, cols, vals, test = _load_ml100k(data)
     tr = ~test
     out = {}
     for be in ["host", *backends]:
-        m = recfast.MatrixFactorization(random_state=0, backend=None if be == "host" else be)
+        m = recfast.MatrixFactorization(random_state=0, backend=None if be == "host" else be,
+                                        factor_dtype=factor_dtype)  # fmt: skip
         train = (rows[tr], cols[tr], vals[tr].astype(np.float32))
         if be != "host":
             train = tuple(cupy.asarray(a) for a in train)
@@ -369,14 +372,16 @@ def run(args: Any) -> int:
                     f"cpu {rm['cpu']:.4f}", f"|d|={worst:.4f}", "<= 0.005",
                     "met" if worst <= 0.005 else "missed",
                 ))  # fmt: skip
-            mm = mf_model_rmse(data, gpu)
-            worst = max(abs(mm[b][0] - mm["host"][0]) for b in gpu)
-            rows.append((
-                "ml-100k MatrixFactorization() defaults, test RMSE (fit s)",
-                *(f"{mm[b][0]:.4f} ({mm[b][1]:.2f})" if b in mm else "-" for b in ("cuda", "cupy")),
-                f"host {mm['host'][0]:.4f} ({mm['host'][1]:.2f})", f"|d|={worst:.4f}",
-                "<= 0.005", "met" if worst <= 0.005 else "missed",
-            ))  # fmt: skip
+            for fd in (None, "float16"):
+                mm = mf_model_rmse(data, gpu, fd)
+                worst = max(abs(mm[b][0] - mm["host"][0]) for b in gpu)
+                rows.append((
+                    f"ml-100k MatrixFactorization(factor_dtype={fd}), test RMSE (fit s)",
+                    *(f"{mm[b][0]:.4f} ({mm[b][1]:.2f})" if b in mm else "-"
+                      for b in ("cuda", "cupy")),
+                    f"host {mm['host'][0]:.4f} ({mm['host'][1]:.2f})", f"|d|={worst:.4f}",
+                    "<= 0.005", "met" if worst <= 0.005 else "missed",
+                ))  # fmt: skip
         else:
             rows.append(("ml-100k test RMSE", "-", "-", "", "", "<= 0.005", "skipped: no --data"))
     with _guard(rows, "dense AutoRec"):
