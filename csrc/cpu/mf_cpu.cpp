@@ -8,12 +8,12 @@
 
 namespace recfast {
 
-#define RECFAST_DECLARE_ISA(ns)                                                   \
-  namespace ns {                                                                  \
-  double sgd_mf_epoch(const SgdMfArgs<float, int32_t>& a, const SgdMfParams& p);  \
-  double sgd_mf_epoch(const SgdMfArgs<float, int64_t>& a, const SgdMfParams& p);  \
-  double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p); \
-  double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p); \
+#define RECFAST_DECLARE_ISA(ns)                                                        \
+  namespace ns {                                                                       \
+  double sgd_mf_epoch(const SgdMfArgs<float, int32_t>& a, const SgdMfParams& p);       \
+  double sgd_mf_epoch(const SgdMfArgs<float, int64_t>& a, const SgdMfParams& p);       \
+  double sgd_mf_epoch(const SgdMfArgs<double, int32_t>& a, const SgdMfParams& p);      \
+  double sgd_mf_epoch(const SgdMfArgs<double, int64_t>& a, const SgdMfParams& p);      \
   double sgd_mf_epoch(const SgdMfArgs<float, int32_t, Half>& a, const SgdMfParams& p); \
   double sgd_mf_epoch(const SgdMfArgs<float, int64_t, Half>& a, const SgdMfParams& p); \
   void half_to_float_n(const Half* s, float* d, int64_t n);                            \

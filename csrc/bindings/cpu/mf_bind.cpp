@@ -152,10 +152,10 @@ void bind_sgd_mf(py::module_& m) {
           using I = decltype(i);
           if constexpr (std::is_same<T, float>::value) {
             if (bind::has_dtype<Half>(U))  // float16 storage, float32 arithmetic
-              return sgd_mf_epoch_py<T, I, Half>(
-                  rows, cols, values, U, V, user_bias, item_bias, user_accum, item_accum, order,
-                  block_ptr, n_blocks, learning_rate, regularization, bias_regularization,
-                  global_mean, num_threads);
+              return sgd_mf_epoch_py<T, I, Half>(rows, cols, values, U, V, user_bias, item_bias,
+                                                 user_accum, item_accum, order, block_ptr, n_blocks,
+                                                 learning_rate, regularization, bias_regularization,
+                                                 global_mean, num_threads);
           }
           return sgd_mf_epoch_py<T, I>(rows, cols, values, U, V, user_bias, item_bias, user_accum,
                                        item_accum, order, block_ptr, n_blocks, learning_rate,

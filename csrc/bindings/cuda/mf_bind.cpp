@@ -82,14 +82,14 @@ void bind_cuda_mf(py::module_& m) {
         const bool i32 = index == "int32";
         RECFAST_CHECK(i32 || index == "int64", "index dtype must be int32 or int64, got " + index);
         if (dtype == "float16")  // the factors' storage; values, biases, accumulators float32
-          return i32 ? epoch_py<float, int32_t, Half>(
-                           rows, cols, values, nnz, U, V, n_users, n_items, k, ub, ib, ua, ia,
-                           order, n_order, block_ptr, n_blocks, lr, reg, breg, mu, work,
-                           work_size, stream)
-                     : epoch_py<float, int64_t, Half>(
-                           rows, cols, values, nnz, U, V, n_users, n_items, k, ub, ib, ua, ia,
-                           order, n_order, block_ptr, n_blocks, lr, reg, breg, mu, work,
-                           work_size, stream);
+          return i32 ? epoch_py<float, int32_t, Half>(rows, cols, values, nnz, U, V, n_users,
+                                                      n_items, k, ub, ib, ua, ia, order, n_order,
+                                                      block_ptr, n_blocks, lr, reg, breg, mu, work,
+                                                      work_size, stream)
+                     : epoch_py<float, int64_t, Half>(rows, cols, values, nnz, U, V, n_users,
+                                                      n_items, k, ub, ib, ua, ia, order, n_order,
+                                                      block_ptr, n_blocks, lr, reg, breg, mu, work,
+                                                      work_size, stream);
         if (dtype == "float32")
           return i32 ? epoch_py<float, int32_t>(rows, cols, values, nnz, U, V, n_users, n_items, k,
                                                 ub, ib, ua, ia, order, n_order, block_ptr, n_blocks,
