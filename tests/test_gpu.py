@@ -61,7 +61,7 @@ def test_bindings_reject_bad_arguments_before_any_launch():
     with pytest.raises(ValueError, match="index dtype"):
         cuda.sgd_mf_epoch("float32", "int16", *args[2:])
     with pytest.raises(ValueError, match="dtype must be"):
-        cuda.sgd_mf_epoch("float16", *args[1:])
+        cuda.sgd_mf_epoch("bfloat16", *args[1:])
     bad = list(args)
     bad[11] = 8  # user_bias without item_bias
     with pytest.raises(ValueError, match="both user_bias and item_bias"):
