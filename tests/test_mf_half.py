@@ -78,7 +78,7 @@ def test_every_isa_copy_converts_exactly(level):
 
 
 def _problem(k, index_dtype, seed=0):
-    p = random_mf_problem(150, 120, 4000, k, dtype=np.float32, index_dtype=index_dtype, seed=seed)
+    p = random_mf_problem(150, 120, 2500, k, dtype=np.float32, index_dtype=index_dtype, seed=seed)
     return p
 
 
@@ -98,7 +98,7 @@ def _run(p, backend, ada, biased, epochs=3, **kw):
     return U, V, extra, losses
 
 
-@pytest.mark.parametrize("backend", HALF)
+@pytest.mark.parametrize("backend", [b for b in HALF if b != "reference"])
 @pytest.mark.parametrize("k", [64, 7, 32])
 @pytest.mark.parametrize("ada", [False, True], ids=["sgd", "adagrad"])
 @pytest.mark.parametrize("biased", [True, False], ids=["bias", "nobias"])
@@ -124,7 +124,7 @@ def test_half_factors_match_the_reference(backend, k, ada, biased, index_dtype):
 def test_half_factors_block_schedule_is_the_same_on_any_thread_count():
     p = _problem(64, np.int32, seed=2)
     r, c, v, bp = recfast.mf_block_layout(p.rows, p.cols, p.values, 150, 120, 4, seed=0)
-    q = random_mf_problem(150, 120, 4000, 64, seed=2)
+    q = random_mf_problem(150, 120, 2500, 64, seed=2)
     q.rows, q.cols, q.values = r, c, v
     one = _run(q, "cpu", True, True, block_ptr=bp, n_blocks=4, num_threads=1)
     two = _run(q, "cpu", True, True, block_ptr=bp, n_blocks=4, num_threads=2)
